@@ -1,0 +1,37 @@
+// swift-tools-version: 6.1
+// FluxServe: FLUX.1 text-to-image engine. One target per layer (see README "Layout").
+import PackageDescription
+
+let optimised: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "FluxServe",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "fluxserve", targets: ["fluxserve"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Tensor, DType, Backend protocol, errors, safetensors reader/writer.
+        .target(name: "FluxCore", swiftSettings: optimised),
+        // CPU backend: every op in f32; the reference the GPU is tested against.
+        .target(name: "FluxCPU", dependencies: ["FluxCore"], swiftSettings: optimised),
+        // CLIP byte-level BPE and T5 SentencePiece Unigram tokenizers.
+        .target(name: "FluxTokenizers", swiftSettings: optimised),
+        // The networks, written once against `Backend`.
+        .target(name: "FluxModel", dependencies: ["FluxCore", "FluxTokenizers"], swiftSettings: optimised),
+        .executableTarget(
+            name: "fluxserve",
+            dependencies: [
+                "FluxCore", "FluxCPU", "FluxModel", "FluxTokenizers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimised),
+        .testTarget(name: "FluxCoreTests", dependencies: ["FluxCore"]),
+        .testTarget(name: "FluxCPUTests", dependencies: ["FluxCore", "FluxCPU"]),
+        .testTarget(name: "FluxTokenizersTests", dependencies: ["FluxTokenizers"]),
+        .testTarget(name: "FluxModelTests", dependencies: ["FluxCore", "FluxCPU", "FluxModel"]),
+    ]
+)

@@ -1,0 +1,105 @@
+/// Activation functions, applied alone or fused into a `linear` epilogue.
+public enum Activation: String, Sendable, CaseIterable {
+    case identity
+    /// x · σ(x)
+    case silu
+    /// GELU, tanh approximation: 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))) — FLUX MLPs, T5 gated-GELU.
+    case geluTanh
+    /// GELU, exact: 0.5x(1 + erf(x/√2)).
+    case gelu
+    /// x · σ(1.702x) — CLIP.
+    case quickGelu
+}
+
+/// The op set every model is written against. One implementation per device (`CPUBackend`, `CUDABackend`).
+///
+/// Conventions: tensors are dense row-major; "last axis" ops treat the tensor as rows of its last dimension; float
+/// ops compute in f32 whatever the storage dtype. Every op checks its operand shapes and throws
+/// `TensorError.shapeMismatch` naming the operand, so a wrong checkpoint is an error, never a crash.
+public protocol Backend: AnyObject, Sendable {
+    /// Short name for messages: `cpu`, `cuda:0`.
+    var name: String { get }
+
+    // MARK: Memory
+
+    /// Copies a host tensor into backend memory, converting to the backend's compute dtype (f32 on CPU, bf16 on GPU).
+    func upload(_ host: HostTensor) throws -> Tensor
+    /// Copies a tensor back to the host as f32.
+    func download(_ tensor: Tensor) throws -> HostTensor
+
+    // MARK: Matrix products
+
+    /// `x (..., K) · weightᵀ + bias`, then `activation`. weight (N, K) as stored by PyTorch `Linear`, bias (N).
+    /// Result (..., N).
+    func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor
+
+    /// Scaled dot-product attention per head. q (B, Sq, H, D), k and v (B, Sk, H, D) → (B, Sq, H, D).
+    /// `softmax(q·kᵀ·scale + bias (+ causal mask)) · v`; bias (H, Sq, Sk) is shared over the batch (T5's relative
+    /// position bias); `causal` masks key j > query i (CLIP).
+    func attention(q: Tensor, k: Tensor, v: Tensor, scale: Float, bias: Tensor?, causal: Bool) throws -> Tensor
+
+    // MARK: Normalisation (over the last axis)
+
+    /// `(x − mean) / √(var + eps) · weight + bias`; weight and bias (D) optional (FLUX uses neither).
+    func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor
+    /// `x / √(mean(x²) + eps) · weight`; weight (D) optional. On (B, S, H, D) this is FLUX's per-head q/k norm.
+    func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor
+    /// AdaLN: `layerNorm(x)·(1 + scale) + shift`, x (B, S, D), shift and scale (B, D) broadcast over S.
+    func modulatedLayerNorm(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> Tensor
+
+    // MARK: Elementwise
+
+    func activation(_ x: Tensor, _ kind: Activation) throws -> Tensor
+    /// `a + b`, same shapes.
+    func add(_ a: Tensor, _ b: Tensor) throws -> Tensor
+    /// `a · b`, same shapes.
+    func multiply(_ a: Tensor, _ b: Tensor) throws -> Tensor
+    /// `residual + gate[:, None, :] · x`; residual and x (B, S, D), gate (B, D).
+    func gatedAdd(_ residual: Tensor, _ x: Tensor, gate: Tensor) throws -> Tensor
+
+    // MARK: Layout
+
+    /// Joins tensors of equal shape except along `axis`.
+    func concat(_ parts: [Tensor], axis: Int) throws -> Tensor
+    /// `x[..., start ..< start + count, ...]` along `axis`, copied.
+    func slice(_ x: Tensor, axis: Int, start: Int, count: Int) throws -> Tensor
+
+    // MARK: Position
+
+    /// Rotary embedding on interleaved pairs (FLUX/diffusers `use_real_unbind_dim=-1`): for pair i of each head,
+    /// `(x₂ᵢ, x₂ᵢ₊₁) ← (x₂ᵢ cosᵢ − x₂ᵢ₊₁ sinᵢ, x₂ᵢ₊₁ cosᵢ + x₂ᵢ sinᵢ)`. x (B, S, H, D), cos and sin (S, D/2).
+    func rope(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor
+}
+
+extension Backend {
+    /// Uploads f32 values.
+    public func tensor(_ values: [Float], shape: [Int]) throws -> Tensor {
+        guard elementCount(shape) == values.count else {
+            throw TensorError.shapeMismatch(op: "tensor", operand: "values", shape: [values.count],
+                                            expected: "\(shape)")
+        }
+        return try upload(HostTensor(values, shape: shape))
+    }
+
+    /// Downloads as f32 values in row-major order.
+    public func floats(_ tensor: Tensor) throws -> [Float] { try download(tensor).floats() }
+
+    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
+        try linear(x, weight: weight, bias: bias, activation: .identity)
+    }
+
+    public func attention(q: Tensor, k: Tensor, v: Tensor, scale: Float) throws -> Tensor {
+        try attention(q: q, k: k, v: v, scale: scale, bias: nil, causal: false)
+    }
+
+    /// Splits `x` along `axis` into `parts` equal chunks, as `torch.chunk`.
+    public func chunk(_ x: Tensor, _ parts: Int, axis: Int) throws -> [Tensor] {
+        let a = axis < 0 ? x.rank + axis : axis
+        guard parts > 0, x.shape[a] % parts == 0 else {
+            throw TensorError.shapeMismatch(op: "chunk", operand: "x", shape: x.shape,
+                                            expected: "axis \(a) divisible by \(parts)")
+        }
+        let size = x.shape[a] / parts
+        return try (0..<parts).map { try slice(x, axis: a, start: $0 * size, count: size) }
+    }
+}
