@@ -1,0 +1,63 @@
+import FluxCore
+
+/// BFL `DoubleStreamBlock` (diffusers `FluxTransformerBlock`): image and text streams with their own weights, joined
+/// only inside attention. Per stream: AdaLN-Zero modulation, attention, gated residual, modulated MLP, gated residual.
+struct DoubleStreamBlock: Sendable {
+    let imgMod: Modulation
+    let imgAttn: SelfAttention
+    let imgMlp0: Linear
+    let imgMlp2: Linear
+    let txtMod: Modulation
+    let txtAttn: SelfAttention
+    let txtMlp0: Linear
+    let txtMlp2: Linear
+    let heads: Int
+
+    init(_ w: ModuleWeights, config: FluxConfig) throws {
+        let dim = config.hiddenSize, mlp = config.mlpHiddenSize, headDim = config.attentionHeadDim
+        heads = config.numAttentionHeads
+        imgMod = try Modulation(w.scope("img_mod"), dim: dim, double: true)
+        imgAttn = try SelfAttention(w.scope("img_attn"), dim: dim, headDim: headDim)
+        imgMlp0 = try w.linear("img_mlp.0", in: dim, out: mlp)
+        imgMlp2 = try w.linear("img_mlp.2", in: mlp, out: dim)
+        txtMod = try Modulation(w.scope("txt_mod"), dim: dim, double: true)
+        txtAttn = try SelfAttention(w.scope("txt_attn"), dim: dim, headDim: headDim)
+        txtMlp0 = try w.linear("txt_mlp.0", in: dim, out: mlp)
+        txtMlp2 = try w.linear("txt_mlp.2", in: mlp, out: dim)
+    }
+
+    /// img (B, S_img, D), txt (B, S_txt, D), siluVec = silu(vec) (B, D). Returns the updated (img, txt).
+    func callAsFunction(img: Tensor, txt: Tensor, siluVec: Tensor, pe: PositionEmbedding, on b: any Backend) throws
+        -> (img: Tensor, txt: Tensor)
+    {
+        let eps = FluxConfig.normEps
+        let imgMods = try imgMod(siluVec, on: b), txtMods = try txtMod(siluVec, on: b)
+        let (imgMod1, imgMod2, txtMod1, txtMod2) = (imgMods[0], imgMods[1], txtMods[0], txtMods[1])
+
+        // Attention over the joint sequence, text tokens first as in the reference.
+        let imgModulated = try b.modulatedLayerNorm(img, shift: imgMod1.shift, scale: imgMod1.scale, eps: eps)
+        let imgHeads = try splitHeads(try imgAttn.qkv(imgModulated, on: b), norm: imgAttn.norm, heads: heads, on: b)
+        let txtModulated = try b.modulatedLayerNorm(txt, shift: txtMod1.shift, scale: txtMod1.scale, eps: eps)
+        let txtHeads = try splitHeads(try txtAttn.qkv(txtModulated, on: b), norm: txtAttn.norm, heads: heads, on: b)
+        let joint = HeadsQKV(q: try b.concat([txtHeads.q, imgHeads.q], axis: 1),
+                             k: try b.concat([txtHeads.k, imgHeads.k], axis: 1),
+                             v: try b.concat([txtHeads.v, imgHeads.v], axis: 1))
+        let attn = try jointAttention(joint, pe: pe, on: b)
+        let txtLength = txt.shape[1]
+        let txtAttnOut = try b.slice(attn, axis: 1, start: 0, count: txtLength)
+        let imgAttnOut = try b.slice(attn, axis: 1, start: txtLength, count: img.shape[1])
+
+        // Image stream: gated attention residual, then gated MLP residual.
+        var img = try b.gatedAdd(img, try imgAttn.proj(imgAttnOut, on: b), gate: imgMod1.gate)
+        let imgMlpIn = try b.modulatedLayerNorm(img, shift: imgMod2.shift, scale: imgMod2.scale, eps: eps)
+        img = try b.gatedAdd(img, try imgMlp2(try imgMlp0(imgMlpIn, on: b, activation: .geluTanh), on: b),
+                             gate: imgMod2.gate)
+
+        // Text stream, the same with its own weights.
+        var txt = try b.gatedAdd(txt, try txtAttn.proj(txtAttnOut, on: b), gate: txtMod1.gate)
+        let txtMlpIn = try b.modulatedLayerNorm(txt, shift: txtMod2.shift, scale: txtMod2.scale, eps: eps)
+        txt = try b.gatedAdd(txt, try txtMlp2(try txtMlp0(txtMlpIn, on: b, activation: .geluTanh), on: b),
+                             gate: txtMod2.gate)
+        return (img, txt)
+    }
+}

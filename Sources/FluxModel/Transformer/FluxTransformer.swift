@@ -1,0 +1,104 @@
+import FluxCore
+
+/// The FLUX.1 rectified-flow transformer (BFL `Flux`, diffusers `FluxTransformer2DModel`), for any `FluxConfig`.
+///
+/// Weights are addressed by the BFL names; `FluxCheckpoint` maps diffusers checkpoints onto them.
+public final class FluxTransformer: Sendable {
+    public let config: FluxConfig
+    public let backend: any Backend
+    let imgIn: Linear
+    let timeIn: MLPEmbedder
+    let vectorIn: MLPEmbedder
+    let guidanceIn: MLPEmbedder?
+    let txtIn: Linear
+    let doubleBlocks: [DoubleStreamBlock]
+    let singleBlocks: [SingleStreamBlock]
+    let finalLayer: LastLayer
+
+    /// Width of the sinusoidal timestep and guidance embeddings.
+    static let timestepEmbeddingDim = 256
+
+    public init(config: FluxConfig, weights w: ModuleWeights) throws {
+        try config.validate(source: w.source.description)
+        self.config = config
+        backend = w.backend
+        let dim = config.hiddenSize
+        imgIn = try w.linear("img_in", in: config.inChannels, out: dim)
+        timeIn = try MLPEmbedder(w.scope("time_in"), inDim: Self.timestepEmbeddingDim, hiddenDim: dim)
+        vectorIn = try MLPEmbedder(w.scope("vector_in"), inDim: config.pooledProjectionDim, hiddenDim: dim)
+        guidanceIn = config.guidanceEmbeds
+            ? try MLPEmbedder(w.scope("guidance_in"), inDim: Self.timestepEmbeddingDim, hiddenDim: dim) : nil
+        txtIn = try w.linear("txt_in", in: config.jointAttentionDim, out: dim)
+        doubleBlocks = try (0..<config.numLayers).map {
+            try DoubleStreamBlock(w.scope("double_blocks.\($0)"), config: config)
+        }
+        singleBlocks = try (0..<config.numSingleLayers).map {
+            try SingleStreamBlock(w.scope("single_blocks.\($0)"), config: config)
+        }
+        finalLayer = try LastLayer(w.scope("final_layer"), dim: dim, outChannels: config.outputChannels)
+    }
+
+    /// Rotary embedding for `txtIds` then `imgIds` (each row a position with one value per RoPE axis).
+    public func positionEmbedding(txtIds: [[Double]], imgIds: [[Double]]) throws -> PositionEmbedding {
+        let angles = ropeAngles(ids: txtIds + imgIds, axesDims: config.axesDimsRope, theta: FluxConfig.ropeTheta)
+        return PositionEmbedding(cos: try backend.upload(angles.cos), sin: try backend.upload(angles.sin))
+    }
+
+    /// One denoising prediction (BFL `Flux.forward`).
+    /// - img: packed latents (B, S_img, in_channels); txt: T5 states (B, S_txt, joint_attention_dim);
+    ///   y: CLIP pooled (B, pooled_projection_dim); timesteps and guidance: B values on the 0…1 scale (×1000 inside).
+    /// - Returns: the velocity (B, S_img, out_channels).
+    public func callAsFunction(img: Tensor, txt: Tensor, y: Tensor, timesteps: [Float], guidance: [Float]?,
+                               pe: PositionEmbedding) throws -> Tensor {
+        let b = backend
+        try validate(img: img, txt: txt, y: y, timesteps: timesteps, pe: pe)
+        let batch = img.shape[0]
+        var vec = try timeIn(try b.upload(timestepEmbedding(timesteps, dim: Self.timestepEmbeddingDim)), on: b)
+        if let guidanceIn {
+            guard let guidance, guidance.count == batch else {
+                throw ModelError.missingInput(name: "guidance", expected: "\(batch) values (guidance-distilled model)")
+            }
+            vec = try b.add(vec, try guidanceIn(try b.upload(timestepEmbedding(guidance)), on: b))
+        }
+        vec = try b.add(vec, try vectorIn(y, on: b))
+        let siluVec = try b.activation(vec, .silu)
+
+        var img = try imgIn(img, on: b)
+        var txt = try txtIn(txt, on: b)
+        for block in doubleBlocks {
+            (img, txt) = try block(img: img, txt: txt, siluVec: siluVec, pe: pe, on: b)
+        }
+        let txtLength = txt.shape[1]
+        var joint = try b.concat([txt, img], axis: 1)
+        for block in singleBlocks {
+            joint = try block(joint, siluVec: siluVec, pe: pe, on: b)
+        }
+        img = try b.slice(joint, axis: 1, start: txtLength, count: joint.shape[1] - txtLength)
+        return try finalLayer(img, siluVec: siluVec, on: b)
+    }
+
+    /// Checks input shapes against the config before any work, naming the diffusers argument on a mismatch.
+    func validate(img: Tensor, txt: Tensor, y: Tensor, timesteps: [Float], pe: PositionEmbedding) throws {
+        let batch = img.rank == 3 ? img.shape[0] : -1
+        guard img.rank == 3, img.shape[2] == config.inChannels, batch > 0 else {
+            throw ModelError.inputShape(name: "hidden_states", shape: img.shape,
+                                        expected: "(B, S_img, \(config.inChannels))")
+        }
+        guard txt.rank == 3, txt.shape[0] == batch, txt.shape[2] == config.jointAttentionDim else {
+            throw ModelError.inputShape(name: "encoder_hidden_states", shape: txt.shape,
+                                        expected: "(\(batch), S_txt, \(config.jointAttentionDim))")
+        }
+        guard y.shape == [batch, config.pooledProjectionDim] else {
+            throw ModelError.inputShape(name: "pooled_projections", shape: y.shape,
+                                        expected: "(\(batch), \(config.pooledProjectionDim))")
+        }
+        guard timesteps.count == batch else {
+            throw ModelError.inputShape(name: "timestep", shape: [timesteps.count], expected: "(\(batch))")
+        }
+        let tokens = txt.shape[1] + img.shape[1]
+        guard pe.cos.shape == [tokens, config.attentionHeadDim / 2] else {
+            throw ModelError.inputShape(name: "txt_ids + img_ids", shape: [pe.cos.shape[0]],
+                                        expected: "\(tokens) positions (S_txt + S_img)")
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import FluxCore
+import Foundation
+
+/// `y = x·Wᵀ + b`, PyTorch `nn.Linear`. weight (out, in), bias (out).
+public struct Linear: Sendable {
+    public let weight: Tensor
+    public let bias: Tensor?
+
+    public func callAsFunction(_ x: Tensor, on backend: any Backend, activation: Activation = .identity) throws
+        -> Tensor
+    {
+        try backend.linear(x, weight: weight, bias: bias, activation: activation)
+    }
+}
+
+/// BFL `MLPEmbedder`: `out_layer(silu(in_layer(x)))`. Embeds the timestep, the guidance and the pooled text vector.
+struct MLPEmbedder: Sendable {
+    let inLayer: Linear
+    let outLayer: Linear
+
+    init(_ w: ModuleWeights, inDim: Int, hiddenDim: Int) throws {
+        inLayer = try w.linear("in_layer", in: inDim, out: hiddenDim)
+        outLayer = try w.linear("out_layer", in: hiddenDim, out: hiddenDim)
+    }
+
+    func callAsFunction(_ x: Tensor, on b: any Backend) throws -> Tensor {
+        try outLayer(try inLayer(x, on: b, activation: .silu), on: b)
+    }
+}
+
+/// BFL `QKNorm`: RMSNorm over each head's channels for queries and keys, with learned scales (head dim).
+struct QKNorm: Sendable {
+    let queryNorm: Tensor
+    let keyNorm: Tensor
+
+    init(_ w: ModuleWeights, headDim: Int) throws {
+        queryNorm = try w.scope("query_norm").tensor("scale", shape: [headDim])
+        keyNorm = try w.scope("key_norm").tensor("scale", shape: [headDim])
+    }
+}
+
+/// The (shift, scale, gate) triple of one AdaLN-Zero modulation, each (B, D).
+struct ModulationOut: Sendable {
+    let shift: Tensor
+    let scale: Tensor
+    let gate: Tensor
+}
+
+/// BFL `Modulation`: `lin(silu(vec))` chunked into one (double = false) or two (double = true) triples.
+struct Modulation: Sendable {
+    let lin: Linear
+    let double: Bool
+
+    init(_ w: ModuleWeights, dim: Int, double: Bool) throws {
+        self.double = double
+        lin = try w.linear("lin", in: dim, out: (double ? 6 : 3) * dim)
+    }
+
+    /// `siluVec` is `silu(vec)` (B, D), computed once per forward for every modulation.
+    /// One triple (single blocks) or two (double blocks: attention, then MLP).
+    func callAsFunction(_ siluVec: Tensor, on b: any Backend) throws -> [ModulationOut] {
+        let parts = try b.chunk(try lin(siluVec, on: b), double ? 6 : 3, axis: 1)
+        return stride(from: 0, to: parts.count, by: 3).map {
+            ModulationOut(shift: parts[$0], scale: parts[$0 + 1], gate: parts[$0 + 2])
+        }
+    }
+}
+
+/// Sinusoidal embedding of `t · timeFactor` (BFL `timestep_embedding`, diffusers `Timesteps(flip_sin_to_cos=True,
+/// downscale_freq_shift=0)`): `[cos(t·fᵢ), sin(t·fᵢ)]` with `fᵢ = exp(−ln(10000)·i/half)`, i < half = dim/2. Computed
+/// in f32 as the references do. Result (B, dim).
+func timestepEmbedding(_ t: [Float], dim: Int = 256, timeFactor: Float = 1000) -> HostTensor {
+    let half = dim / 2
+    var out = [Float](repeating: 0, count: t.count * dim)
+    for (row, value) in t.enumerated() {
+        let scaled = value * timeFactor
+        for i in 0..<half {
+            let frequency = exp(Float(-log(10_000.0)) * Float(i) / Float(half))
+            let argument = scaled * frequency
+            out[row * dim + i] = Float(cos(Double(argument)))
+            out[row * dim + half + i] = Float(sin(Double(argument)))
+        }
+    }
+    return HostTensor(out, shape: [t.count, dim])
+}
+
+/// BFL `EmbedND`: rotary angles for positions with several axes (FLUX: (index, row, column)). Axis a of dim dₐ uses
+/// frequencies θ^(−2j/dₐ), j < dₐ/2; the angles of all axes are concatenated. Computed in f64 as diffusers does.
+/// Returns cos and sin, each (S, headDim/2).
+func ropeAngles(ids: [[Double]], axesDims: [Int], theta: Double) -> (cos: HostTensor, sin: HostTensor) {
+    let half = axesDims.reduce(0, +) / 2
+    var cosValues = [Float](repeating: 0, count: ids.count * half)
+    var sinValues = cosValues
+    for (s, position) in ids.enumerated() {
+        var column = 0
+        for (axis, dim) in axesDims.enumerated() {
+            for j in 0..<dim / 2 {
+                let frequency = 1 / pow(theta, Double(2 * j) / Double(dim))
+                let angle = position[axis] * frequency
+                cosValues[s * half + column] = Float(cos(angle))
+                sinValues[s * half + column] = Float(sin(angle))
+                column += 1
+            }
+        }
+    }
+    return (HostTensor(cosValues, shape: [ids.count, half]), HostTensor(sinValues, shape: [ids.count, half]))
+}

@@ -1,0 +1,135 @@
+import FluxCore
+
+/// How one reference-named weight is assembled from the tensors a checkpoint stores.
+public enum WeightRecipe: Sendable, Equatable {
+    /// Stored under another name.
+    case rename(String)
+    /// Stored as parts to join along axis 0 (e.g. diffusers' separate to_q/to_k/to_v for BFL's fused qkv).
+    case concat([String])
+    /// Stored with its two halves along axis 0 in the other order (diffusers' `norm_out` keeps scale before shift;
+    /// BFL's `final_layer.adaLN_modulation` keeps shift before scale).
+    case swapHalves(String)
+
+    /// The stored tensors this recipe reads.
+    public var sources: [String] {
+        switch self {
+        case let .rename(name), let .swapHalves(name): [name]
+        case let .concat(names): names
+        }
+    }
+}
+
+/// A checkpoint's tensors seen under the reference (BFL) names the model code uses.
+///
+/// `recipe` maps a reference name to the stored tensors; names are written once, in the layout's key map.
+public final class WeightSource: @unchecked Sendable {
+    public let checkpoint: SafetensorsCheckpoint
+    public let description: String
+    private let recipe: @Sendable (String) -> WeightRecipe
+
+    public init(checkpoint: SafetensorsCheckpoint, description: String,
+                recipe: @escaping @Sendable (String) -> WeightRecipe) {
+        self.checkpoint = checkpoint
+        self.description = description
+        self.recipe = recipe
+    }
+
+    public func recipe(for name: String) -> WeightRecipe { recipe(name) }
+
+    /// Whether every stored part of `name` is present.
+    public func contains(_ name: String) -> Bool {
+        recipe(name).sources.allSatisfy { checkpoint.contains($0) }
+    }
+
+    /// Shape of the assembled tensor, or nil when a part is missing or the parts do not join.
+    public func shape(_ name: String) -> [Int]? {
+        let parts = recipe(name).sources.compactMap { checkpoint.info($0) }
+        guard parts.count == recipe(name).sources.count, let first = parts.first else { return nil }
+        guard parts.allSatisfy({ $0.shape.dropFirst() == first.shape.dropFirst() && $0.shape.count >= 1 }) else {
+            return nil
+        }
+        return [parts.reduce(0) { $0 + $1.shape[0] }] + first.shape.dropFirst()
+    }
+
+    /// The assembled tensor, in the stored dtype.
+    public func load(_ name: String) throws -> HostTensor {
+        let r = recipe(name)
+        for part in r.sources where !checkpoint.contains(part) {
+            throw ModelError.missingWeight(name: part, source: description)
+        }
+        switch r {
+        case let .rename(stored):
+            return try checkpoint.tensor(stored)
+        case let .concat(parts):
+            return try concatAxis0(try parts.map { try checkpoint.tensor($0) }, name: name)
+        case let .swapHalves(stored):
+            let t = try checkpoint.tensor(stored)
+            guard let rows = t.shape.first, rows % 2 == 0 else {
+                throw ModelError.weightShape(name: stored, shape: t.shape, expected: [-1], source: description)
+            }
+            let half = t.bytes.count / 2
+            let lower = UnsafeRawBufferPointer(rebasing: t.bytes[half...])
+            let upper = UnsafeRawBufferPointer(rebasing: t.bytes[..<half])
+            return try concatRaw([lower, upper], shape: t.shape, dtype: t.dtype)
+        }
+    }
+
+    private func concatAxis0(_ parts: [HostTensor], name: String) throws -> HostTensor {
+        guard let first = parts.first else { throw ModelError.missingWeight(name: name, source: description) }
+        for p in parts where p.dtype != first.dtype || Array(p.shape.dropFirst()) != Array(first.shape.dropFirst())
+            || p.shape.isEmpty
+        {
+            throw ModelError.weightShape(name: name, shape: p.shape, expected: first.shape, source: description)
+        }
+        let shape = [parts.reduce(0) { $0 + $1.shape[0] }] + first.shape.dropFirst()
+        return try concatRaw(parts.map(\.bytes), shape: shape, dtype: first.dtype)
+    }
+
+    private func concatRaw(_ pieces: [UnsafeRawBufferPointer], shape: [Int], dtype: DType) throws -> HostTensor {
+        let total = pieces.reduce(0) { $0 + $1.count }
+        let buffer = HostBuffer(byteCount: total)
+        var offset = 0
+        for piece in pieces where piece.count > 0 {
+            (buffer.pointer + offset).copyMemory(from: piece.baseAddress!, byteCount: piece.count)
+            offset += piece.count
+        }
+        return HostTensor(shape: shape, dtype: dtype,
+                          bytes: UnsafeRawBufferPointer(start: buffer.pointer, count: total), owner: buffer)
+    }
+}
+
+/// The weights of one module: a `WeightSource` seen under a name prefix, uploading to `backend` with shape checks.
+public struct ModuleWeights: Sendable {
+    public let backend: any Backend
+    public let source: WeightSource
+    public let prefix: String
+
+    public init(backend: any Backend, source: WeightSource, prefix: String = "") {
+        self.backend = backend
+        self.source = source
+        self.prefix = prefix
+    }
+
+    /// The weights of a child module: `scope("img_attn")` under `double_blocks.3.` reads `double_blocks.3.img_attn.*`.
+    public func scope(_ name: String) -> ModuleWeights {
+        ModuleWeights(backend: backend, source: source, prefix: prefix + name + ".")
+    }
+
+    /// Loads `name`, checking its shape, and uploads it.
+    public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        let full = prefix + name
+        guard let stored = source.shape(full) else {
+            throw ModelError.missingWeight(name: full, source: source.description)
+        }
+        guard stored == shape else {
+            throw ModelError.weightShape(name: full, shape: stored, expected: shape, source: source.description)
+        }
+        return try backend.upload(try source.load(full))
+    }
+
+    public func linear(_ name: String, in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws -> Linear {
+        let w = scope(name)
+        return Linear(weight: try w.tensor("weight", shape: [outFeatures, inFeatures]),
+                      bias: bias ? try w.tensor("bias", shape: [outFeatures]) : nil)
+    }
+}

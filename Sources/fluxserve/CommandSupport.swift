@@ -1,0 +1,45 @@
+import ArgumentParser
+import FluxCPU
+import FluxCore
+import Foundation
+
+/// Writes one line to standard error.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// Runs a command body; any error becomes one `error: ...` line on stderr and exit status 1.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        printError("error: \(error)")
+        throw ExitCode.failure
+    }
+}
+
+/// `--device cpu | cuda | cuda:N`.
+struct DeviceOptions: ParsableArguments {
+    @Option(help: "Where to run: cpu, or cuda[:N] for an NVIDIA GPU.")
+    var device: String = "cpu"
+
+    /// The backend for `--device`.
+    func makeBackend() throws -> any Backend {
+        let name = device.lowercased()
+        if name == "cpu" { return CPUBackend() }
+        if name == "cuda" || name.hasPrefix("cuda:") {
+            throw ValidationError("--device \(device): the CUDA backend is not part of this build yet; use --device cpu")
+        }
+        throw ValidationError("--device \(device): expected cpu, cuda or cuda:N")
+    }
+}
+
+/// Formats a byte count for people: 1.5 GB, 20.0 MB.
+func formatBytes(_ bytes: Int) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"]
+    var value = Double(bytes), unit = 0
+    while value >= 1000 && unit < units.count - 1 { value /= 1000; unit += 1 }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+}
