@@ -18,6 +18,8 @@ let package = Package(
         .target(name: "FluxCore", swiftSettings: optimised),
         // CPU backend: every op in f32; the reference the GPU is tested against.
         .target(name: "FluxCPU", dependencies: ["FluxCore"], swiftSettings: optimised),
+        // GPU backend: CUDA driver, NVRTC, cuBLASLt and cuDNN loaded with dlopen at run time; kernels in Kernels/*.cu.
+        .target(name: "FluxCUDA", dependencies: ["FluxCore"], exclude: ["Kernels"], swiftSettings: optimised),
         // CLIP byte-level BPE and T5 SentencePiece Unigram tokenizers.
         .target(name: "FluxTokenizers", swiftSettings: optimised),
         // The networks, written once against `Backend`.
@@ -25,12 +27,13 @@ let package = Package(
         .executableTarget(
             name: "fluxserve",
             dependencies: [
-                "FluxCore", "FluxCPU", "FluxModel", "FluxTokenizers",
+                "FluxCore", "FluxCPU", "FluxCUDA", "FluxModel", "FluxTokenizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimised),
         .testTarget(name: "FluxCoreTests", dependencies: ["FluxCore"]),
         .testTarget(name: "FluxCPUTests", dependencies: ["FluxCore", "FluxCPU"]),
+        .testTarget(name: "FluxCUDATests", dependencies: ["FluxCore", "FluxCPU", "FluxCUDA"]),
         .testTarget(name: "FluxTokenizersTests", dependencies: ["FluxTokenizers"]),
         .testTarget(name: "FluxModelTests", dependencies: ["FluxCore", "FluxCPU", "FluxModel"]),
     ]

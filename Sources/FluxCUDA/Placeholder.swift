@@ -1,0 +1,2 @@
+/// Placeholder until the CUDA backend lands.
+enum CUDAPlaceholder {}
