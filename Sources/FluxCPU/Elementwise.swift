@@ -66,3 +66,20 @@ extension CPUBackend {
         return out
     }
 }
+
+extension CPUBackend {
+    public func scaleShift(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor {
+        try map(x, "scaleShift") { $0 * scale + shift }
+    }
+
+    public func addScaled(_ a: Tensor, _ b: Tensor, scale: Float) throws -> Tensor {
+        try zip(a, b, "addScaled") { $0 + scale * $1 }
+    }
+
+    public func absSum(_ x: Tensor) throws -> Float {
+        let v = try values(x, "absSum")
+        var total = 0.0
+        for i in 0..<x.count { total += Double(abs(v[i])) }
+        return Float(total)
+    }
+}

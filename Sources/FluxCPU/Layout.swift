@@ -41,3 +41,48 @@ extension CPUBackend {
         return out
     }
 }
+
+extension CPUBackend {
+    public func permute(_ x: Tensor, _ order: [Int]) throws -> Tensor {
+        let op = "permute", rank = x.rank
+        try expect(order.count == rank && Set(order) == Set(0..<rank), op, "order", order,
+                   "a permutation of 0..<\(rank)")
+        let shape = order.map { x.shape[$0] }
+        var inStrides = [Int](repeating: 1, count: rank)
+        for a in stride(from: rank - 2, through: 0, by: -1) { inStrides[a] = inStrides[a + 1] * x.shape[a + 1] }
+        let strides = order.map { inStrides[$0] }  // input stride of each output axis
+        let (out, y) = empty(shape)
+        let src = try values(x, op)
+        let inner = shape.last ?? 1, innerStride = strides.last ?? 1
+        let rows = x.count / max(inner, 1)
+        let shared = UncheckedSendable((src, y))
+        parallelFor(rows, minChunk: max(1, 4096 / max(inner, 1))) { range in
+            let (src, y) = shared.value
+            for row in range {
+                // Decompose the output row index into coordinates of all but the last output axis.
+                var rest = row, offset = 0
+                for a in stride(from: rank - 2, through: 0, by: -1) {
+                    offset += (rest % shape[a]) * strides[a]
+                    rest /= shape[a]
+                }
+                let dst = y + row * inner
+                for j in 0..<inner { dst[j] = src[offset + j * innerStride] }
+            }
+        }
+        return out
+    }
+
+    public func embedding(_ table: Tensor, ids: [Int32], shape: [Int]) throws -> Tensor {
+        let op = "embedding"
+        try expect(table.rank == 2, op, "table", table.shape, "(V, D)")
+        try expect(elementCount(shape) == ids.count, op, "ids", [ids.count], "\(shape)")
+        let (vocabulary, dim) = (table.shape[0], table.shape[1])
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
+            throw TensorError.backend("embedding: token id \(bad) outside the vocabulary of \(vocabulary)")
+        }
+        let (out, y) = empty(shape + [dim])
+        let src = try values(table, op)
+        for (i, id) in ids.enumerated() { (y + i * dim).update(from: src + Int(id) * dim, count: dim) }
+        return out
+    }
+}

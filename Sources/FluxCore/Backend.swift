@@ -64,11 +64,49 @@ public protocol Backend: AnyObject, Sendable {
     /// `x[..., start ..< start + count, ...]` along `axis`, copied.
     func slice(_ x: Tensor, axis: Int, start: Int, count: Int) throws -> Tensor
 
+    /// `x[..., i, ...]` rearranged so output axis k is input axis `order[k]` (as `torch.permute`), copied.
+    func permute(_ x: Tensor, _ order: [Int]) throws -> Tensor
+    /// Rows of `table` (V, D) picked by `ids` (any shape, values in 0..<V) → (ids shape..., D). Token embeddings.
+    func embedding(_ table: Tensor, ids: [Int32], shape: [Int]) throws -> Tensor
+
+    // MARK: Scalars and reductions
+
+    /// `x · scale + shift` with scalar scale and shift (latent scaling, image range changes).
+    func scaleShift(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor
+    /// `a + scale · b`, same shapes (the Euler step `x + (σₙ₊₁ − σₙ)·v`, differences of residuals).
+    func addScaled(_ a: Tensor, _ b: Tensor, scale: Float) throws -> Tensor
+    /// `Σ |x|` over every element, returned to the host (First Block Cache's relative L1 change).
+    func absSum(_ x: Tensor) throws -> Float
+
+    // MARK: Images (NCHW, as PyTorch)
+
+    /// 2-D cross-correlation as `torch.nn.Conv2d`: x (B, Cin, H, W), weight (Cout, Cin, kh, kw), bias (Cout),
+    /// zero padding per side, equal stride on both axes → (B, Cout, Ho, Wo), Ho = (H + top + bottom − kh) / stride + 1.
+    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Padding2D) throws -> Tensor
+    /// `torch.nn.GroupNorm` then `activation`: x (B, C, ...) normalised over each group of C/groups channels and
+    /// all positions; weight and bias (C).
+    func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float, activation: Activation) throws
+        -> Tensor
+    /// Nearest-neighbour upsampling by an integer factor: (B, C, H, W) → (B, C, H·factor, W·factor).
+    func upsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor
+
     // MARK: Position
 
     /// Rotary embedding on interleaved pairs (FLUX/diffusers `use_real_unbind_dim=-1`): for pair i of each head,
     /// `(x₂ᵢ, x₂ᵢ₊₁) ← (x₂ᵢ cosᵢ − x₂ᵢ₊₁ sinᵢ, x₂ᵢ₊₁ cosᵢ + x₂ᵢ sinᵢ)`. x (B, S, H, D), cos and sin (S, D/2).
     func rope(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor
+}
+
+/// Zero padding on each side of an image, in pixels.
+public struct Padding2D: Sendable, Equatable {
+    public var top: Int, bottom: Int, left: Int, right: Int
+
+    public init(top: Int, bottom: Int, left: Int, right: Int) {
+        (self.top, self.bottom, self.left, self.right) = (top, bottom, left, right)
+    }
+
+    /// The same padding on every side (`Conv2d(padding=p)`).
+    public static func all(_ p: Int) -> Padding2D { Padding2D(top: p, bottom: p, left: p, right: p) }
 }
 
 extension Backend {
