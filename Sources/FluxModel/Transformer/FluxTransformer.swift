@@ -48,8 +48,9 @@ public final class FluxTransformer: Sendable {
     /// - img: packed latents (B, S_img, in_channels); txt: T5 states (B, S_txt, joint_attention_dim);
     ///   y: CLIP pooled (B, pooled_projection_dim); timesteps and guidance: B values on the 0…1 scale (×1000 inside).
     /// - Returns: the velocity (B, S_img, out_channels).
+    ///   cache: First Block Cache state of this generation, or nil to run every block.
     public func callAsFunction(img: Tensor, txt: Tensor, y: Tensor, timesteps: [Float], guidance: [Float]?,
-                               pe: PositionEmbedding) throws -> Tensor {
+                               pe: PositionEmbedding, cache: FirstBlockCache? = nil) throws -> Tensor {
         let b = backend
         try validate(img: img, txt: txt, y: y, timesteps: timesteps, pe: pe)
         let batch = img.shape[0]
@@ -65,7 +66,30 @@ public final class FluxTransformer: Sendable {
 
         var img = try imgIn(img, on: b)
         var txt = try txtIn(txt, on: b)
-        for block in doubleBlocks {
+        if let cache, cache.threshold > 0, let head = doubleBlocks.first {
+            // First Block Cache: the head block always runs; the rest only when its residual moved enough.
+            let (headImg, headTxt) = try head(img: img, txt: txt, siluVec: siluVec, pe: pe, on: b)
+            let residual = try b.addScaled(headImg, img, scale: -1)
+            if try cache.shouldCompute(residual: residual, on: b) {
+                cache.headResidual = residual
+                (img, txt) = try blocks(img: headImg, txt: headTxt, from: 1, siluVec: siluVec, pe: pe)
+                cache.tailResidual = (try b.addScaled(img, headImg, scale: -1), try b.addScaled(txt, headTxt, scale: -1))
+            } else if let tail = cache.tailResidual {
+                img = try b.add(headImg, tail.img)
+            }
+        } else {
+            (img, txt) = try blocks(img: img, txt: txt, from: 0, siluVec: siluVec, pe: pe)
+        }
+        return try finalLayer(img, siluVec: siluVec, on: b)
+    }
+
+    /// Double blocks from index `first` on, then every single block over the joint sequence (text first).
+    private func blocks(img: Tensor, txt: Tensor, from first: Int, siluVec: Tensor, pe: PositionEmbedding) throws
+        -> (img: Tensor, txt: Tensor)
+    {
+        let b = backend
+        var (img, txt) = (img, txt)
+        for block in doubleBlocks[first...] {
             (img, txt) = try block(img: img, txt: txt, siluVec: siluVec, pe: pe, on: b)
         }
         let txtLength = txt.shape[1]
@@ -73,8 +97,8 @@ public final class FluxTransformer: Sendable {
         for block in singleBlocks {
             joint = try block(joint, siluVec: siluVec, pe: pe, on: b)
         }
-        img = try b.slice(joint, axis: 1, start: txtLength, count: joint.shape[1] - txtLength)
-        return try finalLayer(img, siluVec: siluVec, on: b)
+        return (try b.slice(joint, axis: 1, start: txtLength, count: joint.shape[1] - txtLength),
+                try b.slice(joint, axis: 1, start: 0, count: txtLength))
     }
 
     /// Checks input shapes against the config before any work, naming the diffusers argument on a mismatch.
