@@ -1,0 +1,121 @@
+import FluxCore
+import Foundation
+
+/// Finds a text encoder's own folder (config.json + weights) from what a user names.
+enum TextEncoderFolder {
+    /// `path` may be a diffusers pipeline folder (`model_index.json`; the encoder sits in `component`), a folder that
+    /// holds `component/`, or the encoder's own folder with its `config.json`.
+    static func resolve(_ path: String, component: String, what: String) throws -> String {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelError.missingFile(path: path, expected: "a pipeline folder or \(what) folder")
+        }
+        guard isDirectory.boolValue else {
+            throw ModelError.unknownLayout(path: path, reason:
+                "\(what) is a folder (config.json + model*.safetensors), not a single file")
+        }
+        let url = URL(fileURLWithPath: path)
+        let inner = url.appendingPathComponent(component).path
+        if fm.fileExists(atPath: url.appendingPathComponent("model_index.json").path) {
+            guard fm.fileExists(atPath: inner) else {
+                throw ModelError.missingFile(path: inner, expected: "the pipeline's \(what) folder")
+            }
+            return inner
+        }
+        if fm.fileExists(atPath: url.appendingPathComponent("config.json").path) { return path }
+        if fm.fileExists(atPath: inner) { return inner }
+        throw ModelError.unknownLayout(path: path, reason:
+            "a folder without model_index.json (pipeline), config.json (\(what)) or \(component)/")
+    }
+
+    static func configPath(_ folder: String) -> String {
+        URL(fileURLWithPath: folder).appendingPathComponent("config.json").path
+    }
+}
+
+/// A CLIP text encoder located on disk: its config and weights under the transformers 5 names.
+public struct CLIPCheckpoint: Sendable {
+    /// The encoder's own folder.
+    public let path: String
+    public let config: CLIPConfig
+    public let weights: WeightSource
+    /// What the stored names carry before the reference names: `""` (transformers 5) or `text_model.` (older
+    /// transformers, and the published FLUX.1 folders).
+    public let prefix: String
+
+    /// Opens a pipeline folder (its `text_encoder/`) or a CLIP text encoder folder: `config.json` and
+    /// `model.safetensors`, or shards with their index.
+    public static func open(_ path: String, component: String = "text_encoder") throws -> CLIPCheckpoint {
+        let folder = try TextEncoderFolder.resolve(path, component: component, what: "CLIP text encoder")
+        let config = try CLIPConfig.load(contentsOf: TextEncoderFolder.configPath(folder))
+        let checkpoint = try SafetensorsCheckpoint(path: folder)
+        let anchor = "embeddings.token_embedding.weight"
+        guard let stored = checkpoint.names.first(where: { $0.hasSuffix(anchor) }),
+              case let prefix = String(stored.dropLast(anchor.count)), prefix.isEmpty || prefix.hasSuffix(".")
+        else {
+            throw ModelError.unknownLayout(path: folder, reason: "no CLIP text weights (\(anchor))")
+        }
+        let source = WeightSource(checkpoint: checkpoint, description: folder) { .rename(prefix + $0) }
+        return CLIPCheckpoint(path: folder, config: config, weights: source, prefix: prefix)
+    }
+
+    /// Builds the encoder on `backend`, uploading every weight.
+    public func load(on backend: any Backend) throws -> CLIPTextModel {
+        try CLIPTextModel(config: config, weights: ModuleWeights(backend: backend, source: weights))
+    }
+
+    /// Names the architecture expects but the checkpoint lacks (reference names).
+    public func missingWeights() -> [String] {
+        CLIPTextModel.weightNames(for: config).filter { !weights.contains($0) }
+    }
+
+    /// Stored tensors that no expected weight reads (e.g. a vision tower or projection next to the text model).
+    public func unexpectedTensors() -> [String] {
+        let used = Set(CLIPTextModel.weightNames(for: config).flatMap { weights.recipe(for: $0).sources })
+        return weights.checkpoint.names.filter { !used.contains($0) }
+    }
+}
+
+/// A T5 encoder located on disk: its config and weights under the transformers names.
+public struct T5Checkpoint: Sendable {
+    /// The encoder's own folder.
+    public let path: String
+    public let config: T5Config
+    public let weights: WeightSource
+
+    /// Opens a pipeline folder (its `text_encoder_2/`) or a T5 folder (`T5EncoderModel`, or a whole T5 model whose
+    /// decoder is ignored): `config.json` and `model.safetensors`, or shards with their index.
+    public static func open(_ path: String, component: String = "text_encoder_2") throws -> T5Checkpoint {
+        let folder = try TextEncoderFolder.resolve(path, component: component, what: "T5 encoder")
+        let config = try T5Config.load(contentsOf: TextEncoderFolder.configPath(folder))
+        let checkpoint = try SafetensorsCheckpoint(path: folder)
+        // transformers ties encoder.embed_tokens to shared; files may hold either name or both.
+        let sharedStored = checkpoint.contains("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight"
+        guard checkpoint.contains(sharedStored) || checkpoint.contains("encoder.block.0.layer.0.SelfAttention.q.weight")
+        else {
+            throw ModelError.unknownLayout(path: folder, reason:
+                "no T5 encoder weights (shared.weight, encoder.block.0.layer.0.SelfAttention.q.weight)")
+        }
+        let source = WeightSource(checkpoint: checkpoint, description: folder) {
+            .rename($0 == "shared.weight" ? sharedStored : $0)
+        }
+        return T5Checkpoint(path: folder, config: config, weights: source)
+    }
+
+    /// Builds the encoder on `backend`, uploading every weight.
+    public func load(on backend: any Backend) throws -> T5Encoder {
+        try T5Encoder(config: config, weights: ModuleWeights(backend: backend, source: weights))
+    }
+
+    /// Names the architecture expects but the checkpoint lacks (reference names).
+    public func missingWeights() -> [String] {
+        T5Encoder.weightNames(for: config).filter { !weights.contains($0) }
+    }
+
+    /// Stored tensors that no expected weight reads (a decoder, an LM head, a duplicate of the embedding).
+    public func unexpectedTensors() -> [String] {
+        let used = Set(T5Encoder.weightNames(for: config).flatMap { weights.recipe(for: $0).sources })
+        return weights.checkpoint.names.filter { !used.contains($0) }
+    }
+}
