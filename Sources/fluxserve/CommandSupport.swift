@@ -1,5 +1,6 @@
 import ArgumentParser
 import FluxCPU
+import FluxCUDA
 import FluxCore
 import Foundation
 
@@ -30,7 +31,14 @@ struct DeviceOptions: ParsableArguments {
         let name = device.lowercased()
         if name == "cpu" { return CPUBackend() }
         if name == "cuda" || name.hasPrefix("cuda:") {
-            throw ValidationError("--device \(device): the CUDA backend is not part of this build yet; use --device cpu")
+            guard let ordinal = name == "cuda" ? 0 : Int(name.dropFirst(5)), ordinal >= 0 else {
+                throw ValidationError("--device \(device): expected cpu, cuda or cuda:N")
+            }
+            do {
+                return try CUDABackend(options: .init(device: ordinal))
+            } catch {
+                throw ValidationError("--device \(device): \(error); use --device cpu")
+            }
         }
         throw ValidationError("--device \(device): expected cpu, cuda or cuda:N")
     }

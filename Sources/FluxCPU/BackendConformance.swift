@@ -1,0 +1,369 @@
+import FluxCore
+import Foundation
+
+/// Table-driven conformance of a backend against `CPUBackend`: every `Backend` op on seeded random inputs of awkward
+/// shapes (odd sizes, sizes that are not multiples of any tile, batch 2, odd head dims), compared by
+/// `max |out − ref| / max |ref|`.
+///
+/// Inputs are rounded to bf16 values before either backend sees them, so both compute on identical numbers and the
+/// error measures the op, not the upload. Thresholds, per op family (bf16 has 8 significant bits: one rounding of a
+/// value is at most 2⁻⁹ ≈ 2.0e-3 of it, so at most that of max |ref|):
+/// - copies (concat, slice, permute, embedding, upsample): bit-exact, threshold 1e-6;
+/// - pointwise ops: one output rounding → 4e-3 (2 roundings' headroom);
+/// - norms, rope, matrix products, convolution: f32 accumulation in another order plus at most two roundings (an
+///   activation run after the product re-rounds) → 1e-2;
+/// - attention: as above with softmax and two products → 2e-2, the bf16 tolerance of the project;
+/// - absSum (a scalar, summed in f64 by the CPU): 1e-4;
+/// - the GELU-tanh tail case compares each element to its own reference value (threshold 2e-2) on inputs in
+///   [−4.5, −2.5], where tanh-GELU and erf-GELU differ by 10–80 %: it proves which GELU a fused epilogue computes.
+/// Rejection cases pass when both backends throw `TensorError.shapeMismatch` for the same bad operand.
+public enum BackendConformance {
+    public struct Result: Sendable {
+        /// The Backend method (`linear`, `attention`, ...).
+        public let op: String
+        /// Shapes and options of the case.
+        public let detail: String
+        /// max |out − ref| / max |ref| (or the case's own metric); infinity when the output had NaN or a wrong shape.
+        public let error: Float
+        public let threshold: Float
+        public let passed: Bool
+        /// Why it failed, when it did not fail by its numbers alone.
+        public let note: String?
+
+        public init(op: String, detail: String, error: Float, threshold: Float, passed: Bool, note: String?) {
+            (self.op, self.detail, self.error, self.threshold, self.passed, self.note) =
+                (op, detail, error, threshold, passed, note)
+        }
+    }
+
+    /// Runs every case (or those whose op is in `only`) on `backend` and on `reference`.
+    public static func run(on backend: any Backend, reference: any Backend = CPUBackend(), seed: UInt64 = 0x5EED,
+                           only: Set<String>? = nil) -> [Result]
+    {
+        var results: [Result] = []
+        for (index, c) in cases.enumerated() where only.map({ $0.contains(c.op) }) ?? true {
+            var rng = ConformanceRandom(seed: seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
+            let inputs = c.inputs(&rng)
+            results.append(evaluate(c, inputs, backend, reference))
+        }
+        return results
+    }
+
+    /// The names of the ops the table covers (tests check it against the protocol).
+    public static var coveredOps: Set<String> { Set(cases.map(\.op)) }
+
+    // MARK: Cases
+
+    enum Output: Sendable {
+        case tensor(Tensor)
+        case scalar(Float)
+    }
+
+    enum Metric: Sendable {
+        /// max |out − ref| / max |ref|
+        case relativeToMax
+        /// max over elements of |out − ref| / |ref|
+        case perElement
+        /// both backends must throw a shape error
+        case rejects
+    }
+
+    struct Case: Sendable {
+        let op: String
+        let detail: String
+        let threshold: Float
+        var metric: Metric = .relativeToMax
+        let inputs: @Sendable (inout ConformanceRandom) -> [HostTensor]
+        let body: @Sendable (any Backend, [Tensor]) throws -> Output
+    }
+
+    private static func evaluate(_ c: Case, _ inputs: [HostTensor], _ backend: any Backend,
+                                 _ reference: any Backend) -> Result
+    {
+        func fail(_ note: String) -> Result {
+            Result(op: c.op, detail: c.detail, error: .infinity, threshold: c.threshold, passed: false, note: note)
+        }
+        func outcome(_ b: any Backend) -> Swift.Result<(shape: [Int], values: [Float]), Error> {
+            Swift.Result(catching: {
+                let tensors = try inputs.map { try b.upload($0) }
+                switch try c.body(b, tensors) {
+                case let .tensor(t): return (t.shape, try b.download(t).floats())
+                case let .scalar(v): return ([], [v])
+                }
+            })
+        }
+        let got = outcome(backend), expected = outcome(reference)
+        if case .rejects = c.metric {
+            switch (got, expected) {
+            case let (.failure(a as TensorError), .failure(b as TensorError)):
+                if case .shapeMismatch(_, let oa, _, _) = a, case .shapeMismatch(_, let ob, _, _) = b, oa == ob {
+                    return Result(op: c.op, detail: c.detail, error: 0, threshold: c.threshold, passed: true,
+                                  note: nil)
+                }
+                return fail("errors differ: \(a) | reference: \(b)")
+            case let (.failure(a), _): return fail("threw \(a); reference: \(expected)")
+            default: return fail("accepted a bad operand")
+            }
+        }
+        let out: (shape: [Int], values: [Float]), ref: (shape: [Int], values: [Float])
+        switch expected {
+        case let .success(v): ref = v
+        case let .failure(e): return fail("reference threw: \(e)")
+        }
+        switch got {
+        case let .success(v): out = v
+        case let .failure(e): return fail("threw: \(e)")
+        }
+        guard out.shape == ref.shape, out.values.count == ref.values.count else {
+            return fail("shape \(out.shape), expected \(ref.shape)")
+        }
+        var error: Float = 0
+        switch c.metric {
+        case .relativeToMax, .rejects:
+            let scale = max(ref.values.reduce(0) { max($0, abs($1)) }, 1e-30)
+            for (a, b) in zip(out.values, ref.values) {
+                let e = abs(a - b) / scale
+                if !(e <= error) { error = e.isNaN ? .infinity : max(error, e) }
+            }
+        case .perElement:
+            for (a, b) in zip(out.values, ref.values) {
+                let e = abs(a - b) / max(abs(b), 1e-30)
+                if !(e <= error) { error = e.isNaN ? .infinity : max(error, e) }
+            }
+        }
+        let nan = out.values.contains { $0.isNaN } && !ref.values.contains { $0.isNaN }
+        if nan { error = .infinity }
+        return Result(op: c.op, detail: c.detail, error: error, threshold: c.threshold,
+                      passed: error <= c.threshold, note: nan ? "NaN in output (unwritten element?)" : nil)
+    }
+
+    private static let copy: Float = 1e-6, pointwise: Float = 4e-3, accumulated: Float = 1e-2, attention: Float = 2e-2
+
+    static let cases: [Case] = linearCases + attentionCases + normCases + pointwiseCases + layoutCases + imageCases
+        + ropeCases + rejectionCases
+
+    private static let linearCases: [Case] = {
+        var out: [Case] = []
+        for activation in Activation.allCases {
+            for withBias in [false, true] {
+                out.append(Case(op: "linear", detail: "x[2,7,13] w[5,13]\(withBias ? " +bias" : "") \(activation)",
+                                threshold: accumulated,
+                                inputs: { r in [r.tensor([2, 7, 13]), r.tensor([5, 13]), r.tensor([5])] },
+                                body: { b, t in .tensor(try b.linear(t[0], weight: t[1], bias: withBias ? t[2] : nil,
+                                                                      activation: activation)) }))
+            }
+        }
+        out.append(Case(op: "linear", detail: "x[2,65,257] w[130,257] +bias silu", threshold: accumulated,
+                        inputs: { r in [r.tensor([2, 65, 257]), r.tensor([130, 257], scale: 0.1), r.tensor([130])] },
+                        body: { b, t in .tensor(try b.linear(t[0], weight: t[1], bias: t[2], activation: .silu)) }))
+        out.append(Case(op: "linear", detail: "x[1,300,320] w[640,320] +bias geluTanh", threshold: accumulated,
+                        inputs: { r in [r.tensor([1, 300, 320]), r.tensor([640, 320], scale: 0.1), r.tensor([640])] },
+                        body: { b, t in .tensor(try b.linear(t[0], weight: t[1], bias: t[2], activation: .geluTanh)) }))
+        out.append(Case(op: "linear", detail: "x[3,129,1000] w[96,1000]", threshold: accumulated,
+                        inputs: { r in [r.tensor([3, 129, 1000]), r.tensor([96, 1000], scale: 0.05)] },
+                        body: { b, t in .tensor(try b.linear(t[0], weight: t[1], bias: nil)) }))
+        // GELU tail: x·1 + 0 with x in [−4.5, −2.5], per element: tanh-GELU, not erf-GELU (they differ ≥ 10 % here).
+        out.append(Case(op: "linear", detail: "geluTanh tail x[64,1] w[1,1] +bias, per element", threshold: 2e-2,
+                        metric: .perElement,
+                        inputs: { r in
+                            [HostTensor((0..<64).map { Float(-2.5 - 2 * Double($0) / 63) }.map(roundedToBF16),
+                                        shape: [64, 1]),
+                             HostTensor([1], shape: [1, 1]), HostTensor([0], shape: [1])]
+                        },
+                        body: { b, t in .tensor(try b.linear(t[0], weight: t[1], bias: t[2], activation: .geluTanh)) }))
+        return out
+    }()
+
+    private static let attentionCases: [Case] = [
+        Case(op: "attention", detail: "q[2,33,3,16] kv[2,47,3,16]", threshold: attention,
+             inputs: { r in [r.tensor([2, 33, 3, 16]), r.tensor([2, 47, 3, 16]), r.tensor([2, 47, 3, 16])] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 0.25)) }),
+        Case(op: "attention", detail: "q[2,19,2,64] kv[2,23,2,64] +bias[2,19,23]", threshold: attention,
+             inputs: { r in [r.tensor([2, 19, 2, 64]), r.tensor([2, 23, 2, 64]), r.tensor([2, 23, 2, 64]),
+                             r.tensor([2, 19, 23], scale: 3)] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 0.125, bias: t[3],
+                                                     causal: false)) }),
+        Case(op: "attention", detail: "q/kv[2,40,2,64] causal", threshold: attention,
+             inputs: { r in [r.tensor([2, 40, 2, 64]), r.tensor([2, 40, 2, 64]), r.tensor([2, 40, 2, 64])] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 0.125, bias: nil,
+                                                     causal: true)) }),
+        Case(op: "attention", detail: "q/kv[1,77,3,64] causal +bias", threshold: attention,
+             inputs: { r in [r.tensor([1, 77, 3, 64]), r.tensor([1, 77, 3, 64]), r.tensor([1, 77, 3, 64]),
+                             r.tensor([3, 77, 77])] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 0.125, bias: t[3],
+                                                     causal: true)) }),
+        Case(op: "attention", detail: "q/kv[1,150,2,128] (FLUX head dim)", threshold: attention,
+             inputs: { r in [r.tensor([1, 150, 2, 128], scale: 2), r.tensor([1, 150, 2, 128], scale: 2),
+                             r.tensor([1, 150, 2, 128])] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 1 / Float(128).squareRoot()))
+             }),
+        Case(op: "attention", detail: "q[1,9,2,5] kv[1,31,2,5] (odd head dim)", threshold: attention,
+             inputs: { r in [r.tensor([1, 9, 2, 5]), r.tensor([1, 31, 2, 5]), r.tensor([1, 31, 2, 5])] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 0.45)) }),
+        Case(op: "attention", detail: "q/kv[1,20,1,256]", threshold: attention,
+             inputs: { r in [r.tensor([1, 20, 1, 256]), r.tensor([1, 20, 1, 256]), r.tensor([1, 20, 1, 256])] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 1 / 16)) }),
+    ]
+
+    private static let normCases: [Case] = [
+        Case(op: "layerNorm", detail: "x[3,5,37] no affine", threshold: accumulated,
+             inputs: { r in [r.tensor([3, 5, 37], scale: 3, offset: 1)] },
+             body: { b, t in .tensor(try b.layerNorm(t[0], weight: nil, bias: nil, eps: 1e-6)) }),
+        Case(op: "layerNorm", detail: "x[2,3,1031] weight+bias", threshold: accumulated,
+             inputs: { r in [r.tensor([2, 3, 1031], scale: 2, offset: -0.5), r.tensor([1031]), r.tensor([1031])] },
+             body: { b, t in .tensor(try b.layerNorm(t[0], weight: t[1], bias: t[2], eps: 1e-5)) }),
+        Case(op: "rmsNorm", detail: "x[2,3,4,10] weight", threshold: accumulated,
+             inputs: { r in [r.tensor([2, 3, 4, 10], scale: 2), r.tensor([10], offset: 1)] },
+             body: { b, t in .tensor(try b.rmsNorm(t[0], weight: t[1], eps: 1e-6)) }),
+        Case(op: "rmsNorm", detail: "x[2,9,3,128] no weight", threshold: accumulated,
+             inputs: { r in [r.tensor([2, 9, 3, 128])] },
+             body: { b, t in .tensor(try b.rmsNorm(t[0], weight: nil, eps: 1e-6)) }),
+        Case(op: "modulatedLayerNorm", detail: "x[2,7,45] shift/scale[2,45]", threshold: accumulated,
+             inputs: { r in [r.tensor([2, 7, 45], scale: 2, offset: 0.3), r.tensor([2, 45]), r.tensor([2, 45])] },
+             body: { b, t in .tensor(try b.modulatedLayerNorm(t[0], shift: t[1], scale: t[2], eps: 1e-6)) }),
+        Case(op: "groupNorm", detail: "x[2,8,5,7] groups 4 silu", threshold: accumulated,
+             inputs: { r in [r.tensor([2, 8, 5, 7], scale: 2, offset: 0.5), r.tensor([8], offset: 1), r.tensor([8])] },
+             body: { b, t in .tensor(try b.groupNorm(t[0], groups: 4, weight: t[1], bias: t[2], eps: 1e-6,
+                                                     activation: .silu)) }),
+        Case(op: "groupNorm", detail: "x[1,6,33] groups 3 identity", threshold: accumulated,
+             inputs: { r in [r.tensor([1, 6, 33], scale: 4, offset: 3), r.tensor([6]), r.tensor([6])] },
+             body: { b, t in .tensor(try b.groupNorm(t[0], groups: 3, weight: t[1], bias: t[2], eps: 1e-6,
+                                                     activation: .identity)) }),
+    ]
+
+    private static let pointwiseCases: [Case] = {
+        var out: [Case] = Activation.allCases.map { kind in
+            Case(op: "activation", detail: "x[3,333] \(kind)", threshold: pointwise,
+                 inputs: { r in [r.tensor([3, 333], scale: 4)] },
+                 body: { b, t in .tensor(try b.activation(t[0], kind)) })
+        }
+        out += [
+            Case(op: "add", detail: "[2,3,1001]", threshold: pointwise,
+                 inputs: { r in [r.tensor([2, 3, 1001]), r.tensor([2, 3, 1001])] },
+                 body: { b, t in .tensor(try b.add(t[0], t[1])) }),
+            Case(op: "multiply", detail: "[2,3,1001]", threshold: pointwise,
+                 inputs: { r in [r.tensor([2, 3, 1001]), r.tensor([2, 3, 1001])] },
+                 body: { b, t in .tensor(try b.multiply(t[0], t[1])) }),
+            Case(op: "gatedAdd", detail: "res/x[2,9,37] gate[2,37]", threshold: pointwise,
+                 inputs: { r in [r.tensor([2, 9, 37]), r.tensor([2, 9, 37]), r.tensor([2, 37])] },
+                 body: { b, t in .tensor(try b.gatedAdd(t[0], t[1], gate: t[2])) }),
+            Case(op: "scaleShift", detail: "[3,101] ·0.3611 −0.1159", threshold: pointwise,
+                 inputs: { r in [r.tensor([3, 101], scale: 3)] },
+                 body: { b, t in .tensor(try b.scaleShift(t[0], scale: 0.3611, shift: -0.1159)) }),
+            Case(op: "addScaled", detail: "[2,77] scale −0.0357", threshold: pointwise,
+                 inputs: { r in [r.tensor([2, 77]), r.tensor([2, 77], scale: 5)] },
+                 body: { b, t in .tensor(try b.addScaled(t[0], t[1], scale: -0.0357)) }),
+            Case(op: "absSum", detail: "[3,1001]", threshold: 1e-4,
+                 inputs: { r in [r.tensor([3, 1001], offset: 0.2)] },
+                 body: { b, t in .scalar(try b.absSum(t[0])) }),
+        ]
+        return out
+    }()
+
+    private static let layoutCases: [Case] = [
+        Case(op: "concat", detail: "axis 1 of [2,3,5] [2,4,5] [2,1,5]", threshold: copy,
+             inputs: { r in [r.tensor([2, 3, 5]), r.tensor([2, 4, 5]), r.tensor([2, 1, 5])] },
+             body: { b, t in .tensor(try b.concat(t, axis: 1)) }),
+        Case(op: "concat", detail: "axis -1 of [3,7] [3,2]", threshold: copy,
+             inputs: { r in [r.tensor([3, 7]), r.tensor([3, 2])] },
+             body: { b, t in .tensor(try b.concat(t, axis: -1)) }),
+        Case(op: "concat", detail: "axis 0 of [1,3,5] [2,3,5]", threshold: copy,
+             inputs: { r in [r.tensor([1, 3, 5]), r.tensor([2, 3, 5])] },
+             body: { b, t in .tensor(try b.concat(t, axis: 0)) }),
+        Case(op: "slice", detail: "[2,9,7] axis 1 3..<8", threshold: copy,
+             inputs: { r in [r.tensor([2, 9, 7])] },
+             body: { b, t in .tensor(try b.slice(t[0], axis: 1, start: 3, count: 5)) }),
+        Case(op: "slice", detail: "[2,9,7] axis 2 1..<7", threshold: copy,
+             inputs: { r in [r.tensor([2, 9, 7])] },
+             body: { b, t in .tensor(try b.slice(t[0], axis: 2, start: 1, count: 6)) }),
+        Case(op: "slice", detail: "[3,4,5] axis 0 2..<3", threshold: copy,
+             inputs: { r in [r.tensor([3, 4, 5])] },
+             body: { b, t in .tensor(try b.slice(t[0], axis: 0, start: 2, count: 1)) }),
+        Case(op: "permute", detail: "[2,3,4,5] order [0,2,1,3]", threshold: copy,
+             inputs: { r in [r.tensor([2, 3, 4, 5])] },
+             body: { b, t in .tensor(try b.permute(t[0], [0, 2, 1, 3])) }),
+        Case(op: "permute", detail: "[2,3,4,5] order [3,1,0,2]", threshold: copy,
+             inputs: { r in [r.tensor([2, 3, 4, 5])] },
+             body: { b, t in .tensor(try b.permute(t[0], [3, 1, 0, 2])) }),
+        Case(op: "permute", detail: "[5,7] order [1,0]", threshold: copy,
+             inputs: { r in [r.tensor([5, 7])] },
+             body: { b, t in .tensor(try b.permute(t[0], [1, 0])) }),
+        Case(op: "embedding", detail: "table[11,6] ids[2,5]", threshold: copy,
+             inputs: { r in [r.tensor([11, 6])] },
+             body: { b, t in .tensor(try b.embedding(t[0], ids: [3, 0, 10, 7, 7, 1, 2, 9, 4, 10], shape: [2, 5])) }),
+        Case(op: "upsampleNearest", detail: "[2,3,4,5] ×2", threshold: copy,
+             inputs: { r in [r.tensor([2, 3, 4, 5])] },
+             body: { b, t in .tensor(try b.upsampleNearest(t[0], factor: 2)) }),
+        Case(op: "upsampleNearest", detail: "[1,2,3,3] ×3", threshold: copy,
+             inputs: { r in [r.tensor([1, 2, 3, 3])] },
+             body: { b, t in .tensor(try b.upsampleNearest(t[0], factor: 3)) }),
+    ]
+
+    private static let imageCases: [Case] = [
+        Case(op: "conv2d", detail: "x[2,3,9,11] w[5,3,3,3] +bias stride 1 pad 1", threshold: accumulated,
+             inputs: { r in [r.tensor([2, 3, 9, 11]), r.tensor([5, 3, 3, 3]), r.tensor([5])] },
+             body: { b, t in .tensor(try b.conv2d(t[0], weight: t[1], bias: t[2], stride: 1, padding: .all(1))) }),
+        Case(op: "conv2d", detail: "x[1,4,10,7] w[6,4,3,3] +bias stride 2 pad (0,1,0,1)", threshold: accumulated,
+             inputs: { r in [r.tensor([1, 4, 10, 7]), r.tensor([6, 4, 3, 3]), r.tensor([6])] },
+             body: { b, t in .tensor(try b.conv2d(t[0], weight: t[1], bias: t[2], stride: 2,
+                                                  padding: Padding2D(top: 0, bottom: 1, left: 0, right: 1))) }),
+        Case(op: "conv2d", detail: "x[2,6,5,7] w[4,6,1,1] 1×1", threshold: accumulated,
+             inputs: { r in [r.tensor([2, 6, 5, 7]), r.tensor([4, 6, 1, 1])] },
+             body: { b, t in .tensor(try b.conv2d(t[0], weight: t[1], bias: nil, stride: 1, padding: .all(0))) }),
+        Case(op: "conv2d", detail: "x[1,64,16,16] w[32,64,3,3] +bias pad 1", threshold: accumulated,
+             inputs: { r in [r.tensor([1, 64, 16, 16]), r.tensor([32, 64, 3, 3], scale: 0.1), r.tensor([32])] },
+             body: { b, t in .tensor(try b.conv2d(t[0], weight: t[1], bias: t[2], stride: 1, padding: .all(1))) }),
+    ]
+
+    private static let ropeCases: [Case] = [
+        Case(op: "rope", detail: "x[2,6,3,8] cos/sin[6,4]", threshold: accumulated,
+             inputs: { r in
+                 let angles = (0..<24).map { Float($0 / 4) * pow(10_000, -Float($0 % 4) / 4) }
+                 return [r.tensor([2, 6, 3, 8]), HostTensor(angles.map { roundedToBF16(cos($0)) }, shape: [6, 4]),
+                         HostTensor(angles.map { roundedToBF16(sin($0)) }, shape: [6, 4])]
+             },
+             body: { b, t in .tensor(try b.rope(t[0], cos: t[1], sin: t[2])) }),
+    ]
+
+    private static let rejectionCases: [Case] = [
+        Case(op: "linear", detail: "rejects x[3,4] with w[2,5]", threshold: 0, metric: .rejects,
+             inputs: { r in [r.tensor([3, 4]), r.tensor([2, 5])] },
+             body: { b, t in .tensor(try b.linear(t[0], weight: t[1], bias: nil)) }),
+        Case(op: "attention", detail: "rejects v[1,5,2,8] for k[1,4,2,8]", threshold: 0, metric: .rejects,
+             inputs: { r in [r.tensor([1, 3, 2, 8]), r.tensor([1, 4, 2, 8]), r.tensor([1, 5, 2, 8])] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 1)) }),
+        Case(op: "gatedAdd", detail: "rejects gate[2,4] for x[2,3,5]", threshold: 0, metric: .rejects,
+             inputs: { r in [r.tensor([2, 3, 5]), r.tensor([2, 3, 5]), r.tensor([2, 4])] },
+             body: { b, t in .tensor(try b.gatedAdd(t[0], t[1], gate: t[2])) }),
+        Case(op: "conv2d", detail: "rejects w[4,2,3,3] for x[1,3,5,5]", threshold: 0, metric: .rejects,
+             inputs: { r in [r.tensor([1, 3, 5, 5]), r.tensor([4, 2, 3, 3])] },
+             body: { b, t in .tensor(try b.conv2d(t[0], weight: t[1], bias: nil, stride: 1, padding: .all(1))) }),
+    ]
+}
+
+/// The value nearest `x` that bf16 can hold.
+func roundedToBF16(_ x: Float) -> Float { bfloat16ToFloat(floatToBfloat16(x)) }
+
+/// SplitMix64: seeded, platform-independent random numbers for conformance inputs.
+struct ConformanceRandom {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [−1, 1).
+    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+
+    /// A host tensor of `offset + scale · uniform` values, rounded to bf16.
+    mutating func tensor(_ shape: [Int], scale: Float = 1, offset: Float = 0) -> HostTensor {
+        let n = shape.reduce(1, *)
+        return HostTensor((0..<n).map { _ in roundedToBF16(offset + scale * uniform()) }, shape: shape)
+    }
+}

@@ -1,0 +1,37 @@
+import FluxCore
+
+extension CUDABackend {
+    /// Largest head dimension the attention kernel takes (8 output columns per lane of a warp).
+    static let maxAttentionHeadDim = 256
+
+    /// Exact softmax attention with the simple kernel of `attention.cu` (online softmax, f32 math).
+    public func attention(q: Tensor, k: Tensor, v: Tensor, scale: Float, bias: Tensor?, causal: Bool) throws -> Tensor {
+        let op = "attention"
+        try expect(q.rank == 4, op, "q", q.shape, "(B, Sq, H, D)")
+        let (batch, sq, heads, dim) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        try expect(k.rank == 4 && k.shape[0] == batch && k.shape[2] == heads && k.shape[3] == dim, op, "k", k.shape,
+                   "(\(batch), Sk, \(heads), \(dim))")
+        let sk = k.shape[1]
+        try expect(v.shape == k.shape, op, "v", v.shape, "\(k.shape)")
+        if let bias { try expect(bias.shape == [heads, sq, sk], op, "bias", bias.shape, "[\(heads), \(sq), \(sk)]") }
+        try expect(dim <= CUDABackend.maxAttentionHeadDim, op, "q", q.shape,
+                   "head dim ≤ \(CUDABackend.maxAttentionHeadDim) on \(name)")
+        return try locked {
+            let qp = try pointer(q, op), kp = try pointer(k, op), vp = try pointer(v, op)
+            let bp = try optionalPointer(bias, op)
+            let (out, y) = try empty(q.shape, op)
+            guard q.count > 0 else { return out }
+            if sk == 0 {
+                try driver.check(driver.cuMemsetD16Async(y, 0, q.count, stream), "cuMemsetD16Async")
+                return out
+            }
+            let paddedRow = 4 * ((dim + 3) / 4) + 2, evenDim = 2 * ((dim + 1) / 2)
+            let sharedBytes = 2 * (2 * 32 * paddedRow + 16 * evenDim)
+            try launch("attention", "attention_bf16", grid: ((sq + 15) / 16, heads, batch), block: (128, 1, 1),
+                       sharedBytes: sharedBytes,
+                       [.pointer(qp), .pointer(kp), .pointer(vp), .pointer(bp), .pointer(y), .int(sq), .int(sk),
+                        .int(heads), .int(dim), .float(scale), .int(causal ? 1 : 0)])
+            return out
+        }
+    }
+}

@@ -1,0 +1,254 @@
+import FluxCore
+import Foundation
+
+/// The GPU backend: every `Backend` op on an NVIDIA GPU, tensors in bf16 device memory, f32 math in the kernels.
+///
+/// Nothing links against CUDA: the driver, NVRTC and cuBLASLt are opened with `dlopen` when a backend is made, so the
+/// same binary runs on machines without a GPU (where `init` throws a one-line error). All work goes to one stream in
+/// order; only `download` (and `synchronize`) wait for the device. Calls are serialised by a lock, so the backend may
+/// be shared between threads.
+public final class CUDABackend: Backend, @unchecked Sendable {
+    /// How `linear` multiplies.
+    public enum MatmulPath: String, Sendable {
+        /// cuBLASLt when it loads, else the fallback kernel (said in `matmulDescription`).
+        case automatic
+        /// cuBLASLt or an error.
+        case cublasLt
+        /// The simple tiled kernel of `gemm.cu` (tests and machines without cuBLASLt).
+        case kernel
+    }
+
+    public struct Options: Sendable {
+        /// Device ordinal (`cuda:N`).
+        public var device: Int
+        /// Fills every op's output with NaN before the op runs, so an element the kernel forgets to write shows up
+        /// in a comparison (the selftest turns this on).
+        public var poisonOutputs: Bool
+        public var matmul: MatmulPath
+
+        public init(device: Int = 0, poisonOutputs: Bool = false, matmul: MatmulPath = .automatic) {
+            self.device = device
+            self.poisonOutputs = poisonOutputs
+            self.matmul = matmul
+        }
+    }
+
+    public let name: String
+    /// The GPU's marketing name, e.g. `NVIDIA H100 80GB HBM3`.
+    public let deviceName: String
+    public let computeCapability: (major: Int, minor: Int)
+    public let multiprocessorCount: Int
+    public let options: Options
+
+    let driver: CUDADriver
+    let context: CUhandle
+    let stream: CUhandle
+    let allocator: DeviceAllocator
+    let kernels: KernelCache
+    let matmul: MatmulEngine?
+    private let lock = NSRecursiveLock()
+
+    /// Opens device `options.device`: loads the libraries, retains the primary context, creates the stream.
+    /// Throws `TensorError.backend` with one line (e.g. "libcuda.so.1 not found (no NVIDIA driver)").
+    public init(options: Options = Options()) throws {
+        self.options = options
+        let driver = try CUDABackend.loadDriver()
+        self.driver = driver
+        var count: Int32 = 0
+        try driver.check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount")
+        guard options.device >= 0, options.device < Int(count) else {
+            throw TensorError.backend("cuda:\(options.device): no such device (\(count) found)")
+        }
+        var device: Int32 = 0
+        try driver.check(driver.cuDeviceGet(&device, Int32(options.device)), "cuDeviceGet")
+        var context: CUhandle?
+        try driver.check(driver.cuDevicePrimaryCtxRetain(&context, device), "cuDevicePrimaryCtxRetain")
+        guard let context else { throw TensorError.backend("cuda: cuDevicePrimaryCtxRetain returned no context") }
+        self.context = context
+        try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+
+        var nameBuffer = [CChar](repeating: 0, count: 256)
+        try driver.check(driver.cuDeviceGetName(&nameBuffer, 255, device), "cuDeviceGetName")
+        deviceName = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        computeCapability = (try driver.attribute(.computeCapabilityMajor, device: device),
+                             try driver.attribute(.computeCapabilityMinor, device: device))
+        multiprocessorCount = try driver.attribute(.multiprocessorCount, device: device)
+        name = "cuda:\(options.device)"
+
+        var stream: CUhandle?
+        try driver.check(driver.cuStreamCreate(&stream, 1), "cuStreamCreate")  // CU_STREAM_NON_BLOCKING
+        guard let stream else { throw TensorError.backend("cuda: cuStreamCreate returned no stream") }
+        self.stream = stream
+        allocator = DeviceAllocator(driver: driver, context: context, backendName: "cuda:\(options.device)")
+        kernels = KernelCache(driver: driver, computeCapability: computeCapability, nvrtc: try CUDABackend.loadNVRTC())
+        switch options.matmul {
+        case .kernel:
+            matmul = nil
+        case .cublasLt:
+            matmul = try MatmulEngine(allocator: allocator)
+        case .automatic:
+            matmul = try? MatmulEngine(allocator: allocator)
+        }
+    }
+
+    /// Where `linear` runs, for reports: "cuBLASLt <version>" or "fallback kernel (gemm.cu)".
+    public var matmulDescription: String {
+        matmul.map { "cuBLASLt \($0.blas.version) (\($0.blas.library.path))" } ?? "fallback kernel (gemm.cu)"
+    }
+
+    /// NVRTC's version and the architecture kernels are compiled for, e.g. "NVRTC 13.0, sm_90a".
+    public var compilerDescription: String {
+        "NVRTC \(kernels.nvrtcVersion.major).\(kernels.nvrtcVersion.minor), \(kernels.architecture)"
+    }
+
+    /// Free and total device memory in bytes.
+    public func memoryInfo() throws -> (free: Int, total: Int) {
+        try locked {
+            var free = 0, total = 0
+            try driver.check(driver.cuMemGetInfo(&free, &total), "cuMemGetInfo")
+            return (free, total)
+        }
+    }
+
+    /// Waits until every queued op has finished (for timing; ops never need it).
+    public func synchronize() throws {
+        try locked { try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize") }
+    }
+
+    /// Compiles or loads every kernel module now (`fluxserve warmup`), and reports what each took.
+    public func warmKernels() throws -> [(module: String, source: String, milliseconds: Double, cubinBytes: Int)] {
+        try locked { try kernels.loadAll().map { ($0.module, $0.source, $0.milliseconds, $0.cubinBytes) } }
+    }
+
+    // MARK: Library loading, shared by every backend of the process
+
+    private static let driverResult: Result<CUDADriver, Error> = Result {
+        let driver = try CUDADriver()
+        try driver.check(driver.cuInit(0), "cuInit")
+        return driver
+    }
+    private static let nvrtcResult: Result<NVRTC, Error> = Result { try NVRTC() }
+
+    static func loadDriver() throws -> CUDADriver { try driverResult.get() }
+    static func loadNVRTC() throws -> NVRTC { try nvrtcResult.get() }
+
+    /// nil when a CUDA device can be used, else why not (one line), without making a backend.
+    public static func unavailableReason() -> String? {
+        do {
+            let driver = try loadDriver()
+            var count: Int32 = 0
+            try driver.check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount")
+            return count > 0 ? nil : "no CUDA device found"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    // MARK: Helpers for the ops
+
+    /// Runs `body` holding the lock with this backend's context current on the calling thread.
+    func locked<T>(_ body: () throws -> T) throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+        return try body()
+    }
+
+    /// The device pointer of a tensor this backend made, or a typed error naming the op.
+    func pointer(_ t: Tensor, _ op: String) throws -> CUdeviceptr {
+        guard let storage = t.storage as? CUDAStorage, storage.allocator === allocator else {
+            throw TensorError.foreignStorage(op: op, backend: name)
+        }
+        guard t.dtype == .bf16 else { throw TensorError.unsupportedDType(op: op, dtype: t.dtype) }
+        guard storage.byteCount >= t.count * 2 else {
+            throw TensorError.backend("\(op): tensor of shape \(t.shape) over \(storage.byteCount) bytes of storage")
+        }
+        return storage.pointer
+    }
+
+    func optionalPointer(_ t: Tensor?, _ op: String) throws -> CUdeviceptr { try t.map { try pointer($0, op) } ?? 0 }
+
+    /// A fresh bf16 tensor (NaN-filled when `poisonOutputs` is on).
+    func empty(_ shape: [Int], _ op: String) throws -> (Tensor, CUdeviceptr) {
+        guard let count = elementCount(shape) else {
+            throw TensorError.shapeMismatch(op: op, operand: "result", shape: shape, expected: "a valid shape")
+        }
+        let storage = try allocator.allocate(count * 2)
+        if options.poisonOutputs && count > 0 {
+            try driver.check(driver.cuMemsetD16Async(storage.pointer, 0x7FC1, count, stream), "cuMemsetD16Async")
+        }
+        return (Tensor(shape: shape, dtype: .bf16, storage: storage), storage.pointer)
+    }
+
+    /// Launches `module.kernel` with an explicit geometry on the backend's stream.
+    func launch(_ module: String, _ kernel: String, grid: (Int, Int, Int), block: (Int, Int, Int),
+                sharedBytes: Int = 0, _ arguments: [KernelArgument]) throws
+    {
+        let function = try kernels.function(module, kernel)
+        if sharedBytes > 48 * 1024 {
+            try kernels.allowSharedMemory(function, id: module + "." + kernel, bytes: sharedBytes)
+        }
+        try driver.launch(function, name: kernel, grid: grid, block: block, sharedBytes: sharedBytes, stream: stream,
+                          arguments)
+    }
+
+    /// Launches a grid-stride kernel over `count` items: 256 threads a block, at most 32 blocks per SM.
+    func launchElements(_ module: String, _ kernel: String, count: Int, _ arguments: [KernelArgument]) throws {
+        guard count > 0 else { return }
+        let blocks = min((count + 255) / 256, max(1, multiprocessorCount) * 32)
+        try launch(module, kernel, grid: (blocks, 1, 1), block: (256, 1, 1), arguments)
+    }
+}
+
+// MARK: Memory
+
+extension CUDABackend {
+    /// Converts on the host to bf16 (bf16 input is copied as is) and copies to the device. The copy is queued on the
+    /// stream; the host buffer may go as soon as the call returns (the driver stages pageable memory).
+    public func upload(_ host: HostTensor) throws -> Tensor {
+        try locked {
+            guard let count = elementCount(host.shape), count * host.dtype.byteSize == host.bytes.count else {
+                throw TensorError.shapeMismatch(op: "upload", operand: "host", shape: host.shape,
+                                                expected: "\(host.bytes.count / max(host.dtype.byteSize, 1)) elements")
+            }
+            let (tensor, pointer) = try empty(host.shape, "upload")
+            guard count > 0 else { return tensor }
+            var bits = [UInt16](repeating: 0, count: count)
+            if host.dtype == .bf16 {
+                bits.withUnsafeMutableBytes { $0.copyMemory(from: host.bytes) }
+            } else {
+                let values = host.floats()
+                for i in 0..<count { bits[i] = floatToBfloat16(values[i]) }
+            }
+            try bits.withUnsafeBytes { raw in
+                try driver.check(driver.cuMemcpyHtoDAsync(pointer, raw.baseAddress, raw.count, stream),
+                                 "cuMemcpyHtoDAsync(\(raw.count) bytes)")
+            }
+            return tensor
+        }
+    }
+
+    /// Waits for the stream, copies the bf16 values back and widens them to f32.
+    public func download(_ tensor: Tensor) throws -> HostTensor {
+        try locked {
+            let source = try pointer(tensor, "download")
+            let count = tensor.count
+            var bits = [UInt16](repeating: 0, count: count)
+            if count > 0 {
+                try bits.withUnsafeMutableBytes { raw in
+                    try driver.check(driver.cuMemcpyDtoHAsync(raw.baseAddress, source, raw.count, stream),
+                                     "cuMemcpyDtoHAsync(\(raw.count) bytes)")
+                }
+            }
+            try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+            let values = bits.map(bfloat16ToFloat)
+            return HostTensor(values, shape: tensor.shape)
+        }
+    }
+}
+
+/// Throws a shape error unless `condition` holds (the same checks and words as the CPU backend).
+@inline(__always) func expect(_ condition: Bool, _ op: String, _ operand: String, _ shape: [Int],
+                              _ expected: @autoclosure () -> String) throws {
+    if !condition { throw TensorError.shapeMismatch(op: op, operand: operand, shape: shape, expected: expected()) }
+}

@@ -1,0 +1,107 @@
+import FluxCore
+
+extension CUDABackend {
+    public func concat(_ parts: [Tensor], axis: Int) throws -> Tensor {
+        let op = "concat"
+        guard let first = parts.first else { throw TensorError.backend("concat: no tensors") }
+        let a = axis < 0 ? first.rank + axis : axis
+        try expect(a >= 0 && a < first.rank, op, "axis", [axis], "an axis of \(first.shape)")
+        for (i, p) in parts.enumerated() {
+            var expected = first.shape
+            if p.rank == first.rank { expected[a] = p.shape[a] }
+            try expect(p.shape == expected, op, "parts[\(i)]", p.shape, "\(expected)")
+        }
+        return try locked {
+            let outer = first.shape[..<a].reduce(1, *), inner = first.shape[(a + 1)...].reduce(1, *)
+            var shape = first.shape
+            shape[a] = parts.reduce(0) { $0 + $1.shape[a] }
+            let sources = try parts.map { try pointer($0, op) }
+            let (out, y) = try empty(shape, op)
+            let rowOut = shape[a] * inner
+            var offset = 0
+            for (p, source) in zip(parts, sources) {
+                let width = p.shape[a] * inner
+                try launchElements("layout", "copy_rows_bf16", count: outer * width,
+                                   [.pointer(source), .pointer(y), .long(outer), .long(width), .long(width), .long(0),
+                                    .long(rowOut), .long(offset)])
+                offset += width
+            }
+            return out
+        }
+    }
+
+    public func slice(_ x: Tensor, axis: Int, start: Int, count: Int) throws -> Tensor {
+        let op = "slice", a = axis < 0 ? x.rank + axis : axis
+        try expect(a >= 0 && a < x.rank, op, "axis", [axis], "an axis of \(x.shape)")
+        try expect(start >= 0 && count >= 0 && start + count <= x.shape[a], op, "x", x.shape,
+                   "axis \(a) to hold \(start)..<\(start + count)")
+        return try locked {
+            let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
+            var shape = x.shape
+            shape[a] = count
+            let source = try pointer(x, op)
+            let (out, y) = try empty(shape, op)
+            let width = count * inner
+            try launchElements("layout", "copy_rows_bf16", count: outer * width,
+                               [.pointer(source), .pointer(y), .long(outer), .long(width), .long(x.shape[a] * inner),
+                                .long(start * inner), .long(width), .long(0)])
+            return out
+        }
+    }
+}
+
+extension CUDABackend {
+    public func permute(_ x: Tensor, _ order: [Int]) throws -> Tensor {
+        let op = "permute", rank = x.rank
+        try expect(order.count == rank && Set(order) == Set(0..<rank), op, "order", order,
+                   "a permutation of 0..<\(rank)")
+        try expect(rank <= 8, op, "x", x.shape, "rank ≤ 8 on \(name)")
+        return try locked {
+            let shape = order.map { x.shape[$0] }
+            var inStrides = [Int](repeating: 1, count: rank)
+            if rank >= 2 {
+                for a in stride(from: rank - 2, through: 0, by: -1) { inStrides[a] = inStrides[a + 1] * x.shape[a + 1] }
+            }
+            let strides = order.map { inStrides[$0] }
+            let source = try pointer(x, op)
+            let (out, y) = try empty(shape, op)
+            // struct PermuteShape { long long dims[8]; long long strides[8]; int rank; } (136 bytes with padding)
+            var bytes = [UInt8](repeating: 0, count: 136)
+            bytes.withUnsafeMutableBytes { raw in
+                for a in 0..<8 {
+                    raw.storeBytes(of: Int64(a < rank ? shape[a] : 1), toByteOffset: a * 8, as: Int64.self)
+                    raw.storeBytes(of: Int64(a < rank ? strides[a] : 0), toByteOffset: 64 + a * 8, as: Int64.self)
+                }
+                raw.storeBytes(of: Int32(rank), toByteOffset: 128, as: Int32.self)
+            }
+            try launchElements("layout", "permute_bf16", count: x.count,
+                               [.pointer(source), .pointer(y), .long(x.count), .bytes(bytes)])
+            return out
+        }
+    }
+
+    /// Gathers rows of `table`; the ids are checked on the host (same error as the CPU) and copied to the device.
+    public func embedding(_ table: Tensor, ids: [Int32], shape: [Int]) throws -> Tensor {
+        let op = "embedding"
+        try expect(table.rank == 2, op, "table", table.shape, "(V, D)")
+        try expect(elementCount(shape) == ids.count, op, "ids", [ids.count], "\(shape)")
+        let (vocabulary, dim) = (table.shape[0], table.shape[1])
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
+            throw TensorError.backend("embedding: token id \(bad) outside the vocabulary of \(vocabulary)")
+        }
+        return try locked {
+            let source = try pointer(table, op)
+            let (out, y) = try empty(shape + [dim], op)
+            guard !ids.isEmpty, dim > 0 else { return out }
+            let deviceIds = try allocator.allocate(ids.count * 4)
+            try ids.withUnsafeBytes { raw in
+                try driver.check(driver.cuMemcpyHtoDAsync(deviceIds.pointer, raw.baseAddress, raw.count, stream),
+                                 "cuMemcpyHtoDAsync(ids)")
+            }
+            try launchElements("layout", "embedding_bf16", count: ids.count * dim,
+                               [.pointer(source), .pointer(deviceIds.pointer), .pointer(y), .long(ids.count),
+                                .int(dim)])
+            return out
+        }
+    }
+}

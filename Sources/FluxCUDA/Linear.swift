@@ -1,0 +1,98 @@
+import FluxCore
+import Foundation
+
+/// cuBLASLt with its handle, workspace and one cached plan (descriptors + chosen algorithm) per shape and epilogue.
+final class MatmulEngine: @unchecked Sendable {
+    static let workspaceBytes = 32 << 20
+    let blas: CuBLASLt
+    let handle: CuBLASLt.Handle
+    let workspace: CUDAStorage
+    private var plans: [CuBLASLt.Shape: CuBLASLt.Plan] = [:]
+    /// Shapes cuBLASLt had no algorithm for; they run on the fallback kernel.
+    private var unsupported: Set<CuBLASLt.Shape> = []
+
+    init(allocator: DeviceAllocator) throws {
+        blas = try CuBLASLt()
+        handle = try blas.createHandle()
+        workspace = try allocator.allocate(MatmulEngine.workspaceBytes)
+    }
+
+    func run(_ plan: CuBLASLt.Plan, a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr?, d: CUdeviceptr,
+             stream: CUhandle) throws
+    {
+        try blas.matmul(plan, handle: handle, a: a, b: b, bias: bias, d: d, workspace: workspace.pointer,
+                        workspaceSize: MatmulEngine.workspaceBytes, stream: stream)
+    }
+
+    /// The plan for a shape, or nil when cuBLASLt offers no algorithm for it.
+    func plan(_ key: CuBLASLt.Shape) throws -> CuBLASLt.Plan? {
+        if let plan = plans[key] { return plan }
+        if unsupported.contains(key) { return nil }
+        do {
+            let plan = try CuBLASLt.Plan(blas, handle: handle, shape: key, workspaceLimit: MatmulEngine.workspaceBytes)
+            plans[key] = plan
+            return plan
+        } catch {
+            unsupported.insert(key)
+            return nil
+        }
+    }
+}
+
+extension CUDABackend {
+    /// `y = act(x·wᵀ + bias)`. cuBLASLt computes the product with the bias fused in its epilogue, and GELU (tanh) too
+    /// when that is the activation; other activations run as one more pass (`bias_activation_bf16`). Without
+    /// cuBLASLt, or for a shape it rejects, the tiled kernel of `gemm.cu` does all of it.
+    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
+        let op = "linear"
+        try expect(weight.rank == 2, op, "weight", weight.shape, "(N, K)")
+        let (n, k) = (weight.shape[0], weight.shape[1])
+        try expect(x.rank >= 1 && x.dim(-1) == k, op, "x", x.shape, "(..., \(k))")
+        if let bias { try expect(bias.shape == [n], op, "bias", bias.shape, "[\(n)]") }
+        return try locked {
+            let m = x.count / max(k, 1)
+            let xp = try pointer(x, op), wp = try pointer(weight, op), bp = try optionalPointer(bias, op)
+            let (out, y) = try empty(Array(x.shape.dropLast()) + [n], op)
+            guard m > 0, n > 0 else { return out }
+            let act = Activation.allCases.firstIndex(of: activation) ?? 0
+            if k == 0 {
+                try driver.check(driver.cuMemsetD16Async(y, 0, m * n, stream), "cuMemsetD16Async")
+                try launchElements("elementwise", "bias_activation_bf16", count: m * n,
+                                   [.pointer(y), .pointer(bp), .long(m * n), .int(n), .int(act)])
+                return out
+            }
+            let fusedGelu = activation == .geluTanh
+            let epilogue: CuBLASLt.Epilogue = switch (bias != nil, fusedGelu) {
+            case (false, false): .none
+            case (true, false): .bias
+            case (false, true): .gelu
+            case (true, true): .geluBias
+            }
+            let shape = CuBLASLt.Shape(m: n, n: m, k: k, transA: true, lda: k, ldb: k, ldd: n, epilogue: epilogue)
+            if let engine = matmul, let plan = try engine.plan(shape) {
+                try engine.run(plan, a: wp, b: xp, bias: bias == nil ? nil : bp, d: y, stream: stream)
+                if activation != .identity && !fusedGelu {
+                    try launchElements("elementwise", "bias_activation_bf16", count: m * n,
+                                       [.pointer(y), .pointer(0), .long(m * n), .int(n), .int(act)])
+                }
+                return out
+            }
+            try gemmKernel(a: xp, b: wp, bias: bp, y: y, m: m, n: n, k: k, sam: k, sak: 1, sbn: k, sbk: 1, sym: n, syn: 1,
+                           biasPerRow: false, activation: act)
+            return out
+        }
+    }
+}
+
+extension CUDABackend {
+    /// The strided fallback GEMM of `gemm.cu`: `y[m·sym + n·syn] = act(Σ a[m·sam + k·sak]·b[n·sbn + k·sbk] + bias)`,
+    /// bias indexed by m (`biasPerRow`) or by n.
+    func gemmKernel(a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int,
+                    sam: Int, sak: Int, sbn: Int, sbk: Int, sym: Int, syn: Int, biasPerRow: Bool, activation: Int) throws
+    {
+        try launch("gemm", "gemm_bf16_strided", grid: ((n + 63) / 64, (m + 63) / 64, 1), block: (256, 1, 1),
+                   [.pointer(a), .pointer(b), .pointer(bias), .pointer(y), .int(m), .int(n), .int(k), .long(sam),
+                    .long(sak), .long(sbn), .long(sbk), .long(sym), .long(syn), .int(biasPerRow ? 1 : 0),
+                    .int(biasPerRow ? 0 : 1), .int(activation)])
+    }
+}

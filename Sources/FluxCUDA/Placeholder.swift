@@ -1,2 +1,0 @@
-/// Placeholder until the CUDA backend lands.
-enum CUDAPlaceholder {}
