@@ -23,7 +23,7 @@ let package = Package(
         // CLIP byte-level BPE and T5 SentencePiece Unigram tokenizers.
         .target(name: "FluxTokenizers", swiftSettings: optimised),
         // The networks, written once against `Backend`.
-        .target(name: "FluxModel", dependencies: ["FluxCore"], swiftSettings: optimised),
+        .target(name: "FluxModel", dependencies: ["FluxCore", "FluxTokenizers"], swiftSettings: optimised),
         .executableTarget(
             name: "fluxserve",
             dependencies: [
