@@ -146,7 +146,7 @@ struct BenchCPU: ParsableCommand {
     func row(_ name: String, _ gflops: Double, _ seconds: Double, best: Double?) -> String {
         let label = name.padding(toLength: 13, withPad: " ", startingAt: 0)
         let bestText = best.map { String(format: "; best %.1f GFLOP/s", $0) } ?? ""
-        return "  \(label)" + String(format: "%8.1f GFLOP/s  (median %.1f ms", gflops, seconds * 1000) + bestText + ")"
+        return "  \(label)" + String(format: "%8.1f GFLOP/s  (median %.2f ms", gflops, seconds * 1000) + bestText + ")"
     }
 
     struct Skip: Error { var message: String }
