@@ -8,7 +8,8 @@ import Foundation
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one model component on saved tensors (safetensors in, safetensors out).",
-        subcommands: [EvalTransformer.self, EvalVAEDecode.self, EvalVAEEncode.self, EvalCLIP.self, EvalT5.self])
+        subcommands: [EvalTransformer.self, EvalCLIP.self, EvalT5.self, EvalVAEDecode.self, EvalVAEEncode.self,
+                      EvalPipeline.self])
 }
 
 /// Options every `eval` component takes.

@@ -1,0 +1,124 @@
+import ArgumentParser
+import FluxCore
+import FluxModel
+import Foundation
+
+/// `fluxserve generate PROMPT --model M -o out.png`: one or more images, with a progress bar and PNG metadata.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate images from a text prompt.")
+
+    @Argument(help: "The prompt.")
+    var prompt: String
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(name: [.short, .customLong("output")], help: "PNG to write; with --num-images N, NAME-1.png … NAME-N.png.")
+    var output: String = "out.png"
+
+    @Option(help: "Random seed (default: a random one, printed and stored in the PNG).")
+    var seed: UInt64?
+
+    @Option(help: "Denoising steps (default: the model's, e.g. 28 for dev, 4 for schnell).")
+    var steps: Int?
+
+    @Option(help: "Guidance scale for guidance-distilled models (default 3.5 for dev).")
+    var guidance: Float?
+
+    @Option(help: "Image width in pixels, a multiple of 16.")
+    var width: Int?
+
+    @Option(help: "Image height in pixels, a multiple of 16.")
+    var height: Int?
+
+    @Option(help: "Images to generate.")
+    var numImages: Int = 1
+
+    @Option(help: "First Block Cache threshold (0 = off; 0.05–0.3 trade quality for speed).")
+    var cacheThreshold: Float = 0
+
+    @Option(help: "T5 tokens (default 512 for dev, 256 for schnell).")
+    var maxSequenceLength: Int?
+
+    @OptionGroup var device: DeviceOptions
+
+    func run() throws {
+        try reportingErrors {
+            let components = try model.resolve()
+            let defaults = try PipelineDefaults.of(components)
+            let request = GenerationRequest(
+                prompts: [prompt], width: width ?? defaults.width, height: height ?? defaults.height,
+                steps: steps ?? defaults.steps, guidanceScale: guidance ?? defaults.guidance,
+                seed: seed ?? UInt64.random(in: 0..<(1 << 32)), imagesPerPrompt: numImages,
+                cacheThreshold: cacheThreshold, maxSequenceLength: maxSequenceLength ?? defaults.maxSequenceLength)
+            // Size, steps and the rest are checked against the model's geometry before any weight is loaded.
+            try LatentGeometry(height: request.height, width: request.width,
+                               vaeScaleFactor: components.vae.config.downsamplingFactor,
+                               latentChannels: components.vae.config.latentChannels)
+            guard output.lowercased().hasSuffix(".png") else {
+                throw ValidationError("--output \(output): expected a .png file name")
+            }
+            let backend = try device.makeBackend()
+            let loadStart = Date()
+            let pipeline = try FluxPipeline(components, backend: backend)
+            try pipeline.validate(request)
+            printError(String(format: "loaded %@ in %.1fs; seed %llu, %d steps, %d×%d",
+                              model.name, Date().timeIntervalSince(loadStart), request.seed, request.steps,
+                              request.width, request.height))
+            let reporter = ProgressReporter(label: "denoise")
+            let result = try pipeline.generate(request) { reporter.report($0) }
+            for i in 0..<request.batch {
+                let path = request.batch == 1 ? output : numbered(output, i + 1)
+                let png = try PNG.encode(rgb: result.rgb(i), width: request.width, height: request.height,
+                                         text: metadata(request, seed: request.seed &+ UInt64(i)))
+                try Data(png).write(to: URL(fileURLWithPath: path))
+                print(path)
+            }
+            let timings = ["encode", "denoise", "decode"].map { String(format: "%@ %.2fs", $0, result.timings[$0] ?? 0) }
+            let cached = request.cacheThreshold > 0
+                ? "; First Block Cache skipped \(result.skippedSteps.count) of \(request.steps) steps" : ""
+            printError(timings.joined(separator: ", ") + cached)
+        }
+    }
+
+    /// PNG text chunks: our own keys, plus the "parameters" line that image viewers and web UIs read.
+    private func metadata(_ r: GenerationRequest, seed: UInt64) -> [(key: String, value: String)] {
+        let guidanceText = String(format: "%g", r.guidanceScale)
+        return [
+            ("prompt", prompt), ("seed", "\(seed)"), ("steps", "\(r.steps)"), ("guidance", guidanceText),
+            ("width", "\(r.width)"), ("height", "\(r.height)"), ("model", model.name),
+            ("cache_threshold", String(format: "%g", r.cacheThreshold)),
+            ("Software", "fluxserve \(fluxServeVersion)"),
+            ("parameters", "\(prompt)\nSteps: \(r.steps), Sampler: Euler (flow match), Guidance: \(guidanceText), "
+                + "Seed: \(seed), Size: \(r.width)x\(r.height), Model: \(model.name), Version: fluxserve \(fluxServeVersion)"),
+        ]
+    }
+
+    private func numbered(_ path: String, _ n: Int) -> String {
+        let url = URL(fileURLWithPath: path)
+        return url.deletingPathExtension().path + "-\(n)." + url.pathExtension
+    }
+}
+
+/// `--model` and the parts a single-file checkpoint needs.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "A diffusers pipeline folder, a Hugging Face id in the local cache, a single-file transformer, or 'demo'.")
+    var model: String
+
+    @Option(help: "For a single-file transformer: a pipeline folder with the text encoders, tokenizers and scheduler.")
+    var textEncoders: String?
+
+    @Option(help: "For a single-file transformer: the VAE (ae.safetensors or a vae folder); default: ae.safetensors beside it.")
+    var vae: String?
+
+    @Option(help: "A diffusers transformer config.json for a single file whose architecture cannot be inferred.")
+    var transformerConfig: String?
+
+    var name: String { model }
+
+    func resolve() throws -> PipelineComponents {
+        let path = model == DemoModel.name ? try DemoModel.locate() : model
+        let config = try transformerConfig.map { try FluxConfig.load(contentsOf: $0) }
+        return try PipelineComponents.resolve(path, overrides: .init(textEncoders: textEncoders, vae: vae,
+                                                                     transformerConfig: config))
+    }
+}
