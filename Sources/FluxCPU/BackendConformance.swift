@@ -14,8 +14,9 @@ import Foundation
 ///   activation run after the product re-rounds) → 1e-2;
 /// - attention: as above with softmax and two products → 2e-2, the bf16 tolerance of the project;
 /// - absSum (a scalar, summed in f64 by the CPU): 1e-4;
-/// - the GELU-tanh tail case compares each element to its own reference value (threshold 2e-2) on inputs in
-///   [−4.5, −2.5], where tanh-GELU and erf-GELU differ by 10–80 %: it proves which GELU a fused epilogue computes.
+/// - the GELU-tanh tail case compares each element to its own reference value (threshold 5e-2) on inputs in
+///   [−4.5, −3], where tanh-GELU and erf-GELU differ by 10–66 %: it proves which GELU a fused epilogue computes
+///   (cuBLASLt's GELU epilogue measured 2.9e-2 from tanh-GELU there on an H100, our kernels 3e-3).
 /// Rejection cases pass when both backends throw `TensorError.shapeMismatch` for the same bad operand.
 public enum BackendConformance {
     public struct Result: Sendable {
@@ -162,11 +163,12 @@ public enum BackendConformance {
         out.append(Case(op: "linear", detail: "x[3,129,1000] w[96,1000]", threshold: accumulated,
                         inputs: { r in [r.tensor([3, 129, 1000]), r.tensor([96, 1000], scale: 0.05)] },
                         body: { b, t in .tensor(try b.linear(t[0], weight: t[1], bias: nil)) }))
-        // GELU tail: x·1 + 0 with x in [−4.5, −2.5], per element: tanh-GELU, not erf-GELU (they differ ≥ 10 % here).
-        out.append(Case(op: "linear", detail: "geluTanh tail x[64,1] w[1,1] +bias, per element", threshold: 2e-2,
+        // GELU tail: x·1 + 0 with x in [−4.5, −3], per element: tanh-GELU, not erf-GELU (they differ by 10–66 % here;
+        // cuBLASLt's fused GELU epilogue is within 3 % of tanh-GELU this far out, where outputs are below 1e-3).
+        out.append(Case(op: "linear", detail: "geluTanh tail x[64,1] w[1,1] +bias, per element", threshold: 5e-2,
                         metric: .perElement,
                         inputs: { r in
-                            [HostTensor((0..<64).map { Float(-2.5 - 2 * Double($0) / 63) }.map(roundedToBF16),
+                            [HostTensor((0..<64).map { Float(-3 - 1.5 * Double($0) / 63) }.map(roundedToBF16),
                                         shape: [64, 1]),
                              HostTensor([1], shape: [1, 1]), HostTensor([0], shape: [1])]
                         },
@@ -197,6 +199,14 @@ public enum BackendConformance {
                              r.tensor([1, 150, 2, 128])] },
              body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 1 / Float(128).squareRoot()))
              }),
+        Case(op: "attention", detail: "q[2,200,4,128] kv[2,333,4,128] (cross lengths)", threshold: attention,
+             inputs: { r in [r.tensor([2, 200, 4, 128], scale: 2), r.tensor([2, 333, 4, 128], scale: 2),
+                             r.tensor([2, 333, 4, 128])] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 1 / Float(128).squareRoot()))
+             }),
+        Case(op: "attention", detail: "q/kv[1,77,12,64] (CLIP size, no mask)", threshold: attention,
+             inputs: { r in [r.tensor([1, 77, 12, 64]), r.tensor([1, 77, 12, 64]), r.tensor([1, 77, 12, 64])] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 0.125)) }),
         Case(op: "attention", detail: "q[1,9,2,5] kv[1,31,2,5] (odd head dim)", threshold: attention,
              inputs: { r in [r.tensor([1, 9, 2, 5]), r.tensor([1, 31, 2, 5]), r.tensor([1, 31, 2, 5])] },
              body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 0.45)) }),

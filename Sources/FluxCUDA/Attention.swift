@@ -1,10 +1,43 @@
 import FluxCore
 
+/// cuDNN with its handle and one SDPA plan per shape; shapes it cannot run are remembered and go to the kernel.
+final class SDPAEngine: @unchecked Sendable {
+    struct Shape: Hashable {
+        let batch: Int, heads: Int, sq: Int, sk: Int, dim: Int
+    }
+
+    let dnn: CuDNN
+    let handle: OpaquePointer
+    private var plans: [Shape: CuDNN.SDPAPlan] = [:]
+    private var unsupported: Set<Shape> = []
+
+    init(stream: CUhandle) throws {
+        dnn = try CuDNN()
+        handle = try dnn.createHandle(stream: stream)
+    }
+
+    func plan(_ shape: Shape) -> CuDNN.SDPAPlan? {
+        if let plan = plans[shape] { return plan }
+        if unsupported.contains(shape) { return nil }
+        do {
+            let plan = try CuDNN.SDPAPlan(dnn, handle: handle, batch: shape.batch, heads: shape.heads, sq: shape.sq,
+                                          sk: shape.sk, dim: shape.dim)
+            plans[shape] = plan
+            return plan
+        } catch {
+            unsupported.insert(shape)
+            return nil
+        }
+    }
+}
+
 extension CUDABackend {
     /// Largest head dimension the attention kernel takes (8 output columns per lane of a warp).
     static let maxAttentionHeadDim = 256
 
-    /// Exact softmax attention with the simple kernel of `attention.cu` (online softmax, f32 math).
+    /// Exact softmax attention. Without bias or causal mask (FLUX's joint attention) on cuDNN's fused flash attention
+    /// when it takes the shape; otherwise, and for T5's bias and CLIP's causal mask, the kernel of `attention.cu`
+    /// (online softmax, f32 math).
     public func attention(q: Tensor, k: Tensor, v: Tensor, scale: Float, bias: Tensor?, causal: Bool) throws -> Tensor {
         let op = "attention"
         try expect(q.rank == 4, op, "q", q.shape, "(B, Sq, H, D)")
@@ -23,6 +56,14 @@ extension CUDABackend {
             guard q.count > 0 else { return out }
             if sk == 0 {
                 try driver.check(driver.cuMemsetD16Async(y, 0, q.count, stream), "cuMemsetD16Async")
+                return out
+            }
+            if bias == nil, !causal, dim % 8 == 0, let engine = sdpa,
+               let plan = engine.plan(.init(batch: batch, heads: heads, sq: sq, sk: sk, dim: dim))
+            {
+                let workspace = try allocator.allocate(max(plan.workspaceSize, 1))
+                try engine.dnn.execute(plan, handle: engine.handle, q: qp, k: kp, v: vp, o: y, scale: scale,
+                                       workspace: workspace.pointer)
                 return out
             }
             let paddedRow = 4 * ((dim + 3) / 4) + 2, evenDim = 2 * ((dim + 1) / 2)

@@ -18,6 +18,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         case kernel
     }
 
+    /// How `attention` runs.
+    public enum AttentionPath: String, Sendable {
+        /// cuDNN's fused flash attention where it applies (no bias, not causal, a head dim cuDNN takes), else the
+        /// kernel of `attention.cu`.
+        case automatic
+        /// Always the kernel of `attention.cu`.
+        case kernel
+    }
+
     public struct Options: Sendable {
         /// Device ordinal (`cuda:N`).
         public var device: Int
@@ -25,11 +34,14 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         /// in a comparison (the selftest turns this on).
         public var poisonOutputs: Bool
         public var matmul: MatmulPath
+        public var attention: AttentionPath
 
-        public init(device: Int = 0, poisonOutputs: Bool = false, matmul: MatmulPath = .automatic) {
+        public init(device: Int = 0, poisonOutputs: Bool = false, matmul: MatmulPath = .automatic,
+                    attention: AttentionPath = .automatic) {
             self.device = device
             self.poisonOutputs = poisonOutputs
             self.matmul = matmul
+            self.attention = attention
         }
     }
 
@@ -46,6 +58,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let allocator: DeviceAllocator
     let kernels: KernelCache
     let matmul: MatmulEngine?
+    let sdpa: SDPAEngine?
     private let lock = NSRecursiveLock()
 
     /// Opens device `options.device`: loads the libraries, retains the primary context, creates the stream.
@@ -89,11 +102,18 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         case .automatic:
             matmul = try? MatmulEngine(allocator: allocator)
         }
+        sdpa = options.attention == .automatic ? try? SDPAEngine(stream: stream) : nil
     }
 
     /// Where `linear` runs, for reports: "cuBLASLt <version>" or "fallback kernel (gemm.cu)".
     public var matmulDescription: String {
         matmul.map { "cuBLASLt \($0.blas.version) (\($0.blas.library.path))" } ?? "fallback kernel (gemm.cu)"
+    }
+
+    /// Where `attention` runs, for reports.
+    public var attentionDescription: String {
+        let kernel = "attention.cu"
+        return sdpa.map { "cuDNN \($0.dnn.version) SDPA (no bias, not causal), else \(kernel)" } ?? kernel
     }
 
     /// NVRTC's version and the architecture kernels are compiled for, e.g. "NVRTC 13.0, sm_90a".

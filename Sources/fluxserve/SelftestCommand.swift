@@ -19,8 +19,8 @@ struct Selftest: ParsableCommand {
     @Option(help: "Only these ops (comma-separated Backend method names, e.g. linear,attention).")
     var only: String?
 
-    @Flag(help: "On CUDA, also run the linear and conv2d cases on the fallback GEMM kernel instead of cuBLASLt.")
-    var fallbackGemm = false
+    @Flag(help: "On CUDA, also run the linear, conv2d and attention cases on the fallback kernels (gemm.cu, attention.cu) instead of cuBLASLt and cuDNN.")
+    var fallbackKernels = false
 
     @Flag(help: "Also time a few ops at FLUX shapes (4608 joint tokens, 24 heads × 128) on the device.")
     var timings = false
@@ -34,18 +34,20 @@ struct Selftest: ParsableCommand {
                 print("device: \(poisoned.name) \(poisoned.deviceName), sm \(poisoned.computeCapability.major)."
                       + "\(poisoned.computeCapability.minor), \(poisoned.multiprocessorCount) SMs")
                 print("compiler: \(poisoned.compilerDescription); matmul: \(poisoned.matmulDescription)")
+                print("attention: \(poisoned.attentionDescription)")
                 return poisoned
             }
             return try device.makeBackend()
         }
         var results = BackendConformance.run(on: backend, seed: seed, only: ops)
-        if fallbackGemm, let cuda = backend as? CUDABackend {
+        if fallbackKernels, let cuda = backend as? CUDABackend {
             let kernel = try reportingErrors {
-                try CUDABackend(options: .init(device: cuda.options.device, poisonOutputs: true, matmul: .kernel))
+                try CUDABackend(options: .init(device: cuda.options.device, poisonOutputs: true, matmul: .kernel,
+                                               attention: .kernel))
             }
-            let gemmOps = (ops ?? ["linear", "conv2d"]).intersection(["linear", "conv2d"])
-            results += BackendConformance.run(on: kernel, seed: seed, only: gemmOps).map {
-                BackendConformance.Result(op: $0.op + "[gemm.cu]", detail: $0.detail, error: $0.error,
+            let kernelOps: Set = ["linear", "conv2d", "attention"]
+            results += BackendConformance.run(on: kernel, seed: seed, only: (ops ?? kernelOps).intersection(kernelOps)).map {
+                BackendConformance.Result(op: $0.op + "[kernel]", detail: $0.detail, error: $0.error,
                                           threshold: $0.threshold, passed: $0.passed, note: $0.note)
             }
         }
@@ -60,7 +62,17 @@ struct Selftest: ParsableCommand {
             if let note = r.note { line += "  \(note)" }
             print(line)
         }
-        if timings { try reportingErrors { try printTimings(on: backend) } }
+        if timings {
+            try reportingErrors {
+                try printTimings(on: backend)
+                if let cuda = backend as? CUDABackend {
+                    let kernel = try CUDABackend(options: .init(device: cuda.options.device, matmul: .kernel,
+                                                                attention: .kernel))
+                    print("fallback kernels (gemm.cu, attention.cu):")
+                    try printTimings(on: kernel, only: ["linear 4608x3072x3072 +bias", "attention (1, 4608, 24, 128)"])
+                }
+            }
+        }
         let failed = results.filter { !$0.passed }.count
         print("\(results.count - failed) passed, \(failed) failed")
         if failed > 0 { throw ExitCode.failure }
@@ -81,7 +93,7 @@ private func medianMilliseconds(_ backend: any Backend, repeats: Int = 10, _ bod
 }
 
 /// A few ops at the FLUX transformer's shapes, with the FLOP rate of the matrix products and attention.
-private func printTimings(on backend: any Backend) throws {
+private func printTimings(on backend: any Backend, only: Set<String>? = nil) throws {
     var rng = SystemRandomNumberGenerator()
     func random(_ shape: [Int]) throws -> Tensor {
         try backend.upload(HostTensor((0..<shape.reduce(1, *)).map { _ in Float.random(in: -1...1, using: &rng) },
@@ -93,21 +105,23 @@ private func printTimings(on backend: any Backend) throws {
     let q = try random([1, tokens, 24, 128]), k = try random([1, tokens, 24, 128]), v = try random([1, tokens, 24, 128])
     let shift = try random([1, dim]), scale = try random([1, dim])
     let cosines = try random([tokens, 64]), sines = try random([tokens, 64])
-    func report(_ name: String, _ ms: Double, flops: Double? = nil) {
+    func report(_ name: String, _ ms: @autoclosure () throws -> Double, flops: Double? = nil) rethrows {
+        guard only?.contains(name) ?? true else { return }
+        let ms = try ms()
         let rate = flops.map { String(format: "  %.0f TFLOP/s", $0 / (ms * 1e-3) / 1e12) } ?? ""
         print("time  \(name.padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%8.3f ms", ms))\(rate)")
     }
-    report("linear 4608x3072x3072 +bias", try medianMilliseconds(backend) {
+    try report("linear 4608x3072x3072 +bias", try medianMilliseconds(backend) {
         try backend.linear(x, weight: w, bias: b) }, flops: 2.0 * Double(tokens * dim * dim))
-    report("linear 4608x12288x3072 +bias geluTanh", try medianMilliseconds(backend) {
+    try report("linear 4608x12288x3072 +bias geluTanh", try medianMilliseconds(backend) {
         try backend.linear(x, weight: wMLP, bias: bMLP, activation: .geluTanh) }, flops: 8.0 * Double(tokens * dim * dim))
-    report("attention (1, 4608, 24, 128)", try medianMilliseconds(backend, repeats: 3) {
+    try report("attention (1, 4608, 24, 128)", try medianMilliseconds(backend, repeats: 3) {
         try backend.attention(q: q, k: k, v: v, scale: 1 / Float(128).squareRoot()) },
         flops: 4.0 * 24 * Double(tokens) * Double(tokens) * 128)
-    report("modulatedLayerNorm (1, 4608, 3072)", try medianMilliseconds(backend) {
+    try report("modulatedLayerNorm (1, 4608, 3072)", try medianMilliseconds(backend) {
         try backend.modulatedLayerNorm(x, shift: shift, scale: scale, eps: 1e-6) })
-    report("rmsNorm (1, 4608, 24, 128)", try medianMilliseconds(backend) { try backend.rmsNorm(q, weight: nil, eps: 1e-6) })
-    report("rope (1, 4608, 24, 128)", try medianMilliseconds(backend) { try backend.rope(q, cos: cosines, sin: sines) })
-    report("gatedAdd (1, 4608, 3072)", try medianMilliseconds(backend) { try backend.gatedAdd(x, x, gate: shift) })
-    report("activation geluTanh (1, 4608, 3072)", try medianMilliseconds(backend) { try backend.activation(x, .geluTanh) })
+    try report("rmsNorm (1, 4608, 24, 128)", try medianMilliseconds(backend) { try backend.rmsNorm(q, weight: nil, eps: 1e-6) })
+    try report("rope (1, 4608, 24, 128)", try medianMilliseconds(backend) { try backend.rope(q, cos: cosines, sin: sines) })
+    try report("gatedAdd (1, 4608, 3072)", try medianMilliseconds(backend) { try backend.gatedAdd(x, x, gate: shift) })
+    try report("activation geluTanh (1, 4608, 3072)", try medianMilliseconds(backend) { try backend.activation(x, .geluTanh) })
 }

@@ -21,6 +21,7 @@ struct Warmup: ParsableCommand {
             print("device: \(cuda.name) \(cuda.deviceName), sm \(cuda.computeCapability.major)."
                   + "\(cuda.computeCapability.minor), \(cuda.multiprocessorCount) SMs")
             print("compiler: \(cuda.compilerDescription); matmul: \(cuda.matmulDescription)")
+            print("attention: \(cuda.attentionDescription)")
             let start = Date()
             let reports = try cuda.warmKernels()
             for r in reports {

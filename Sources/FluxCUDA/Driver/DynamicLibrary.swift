@@ -64,6 +64,7 @@ struct LibrarySearch: Sendable {
         "/usr/local/cuda/lib64",
         "/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib",
         "/usr/lib/x86_64-linux-gnu",
+        "/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib",
     ]
 
     /// The process environment (or a test's stand-in).
