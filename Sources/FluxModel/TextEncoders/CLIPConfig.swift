@@ -110,3 +110,14 @@ func decodeConfig<T: Decodable>(_ type: T.Type, from object: [String: Any], path
         throw ModelError.invalidConfig(source: path, reason: "\(error)")
     }
 }
+
+extension CLIPConfig {
+    /// FLUX.1's text_encoder: CLIP ViT-L/14 text tower (openai/clip-vit-large-patch14; FLUX.1-dev's copy keeps the
+    /// legacy eos_token_id 2, i.e. pooling at the argmax id).
+    public static let vitL14: CLIPConfig = {
+        var c = CLIPConfig()
+        (c.hiddenSize, c.intermediateSize, c.numHiddenLayers, c.numAttentionHeads) = (768, 3072, 12, 12)
+        c.eosTokenId = CLIPConfig.legacyEosTokenId
+        return c
+    }()
+}

@@ -104,9 +104,9 @@ public final class CLIPTextModel: Sendable {
     let finalLayerNorm: AffineLayerNorm
 
     public init(config: CLIPConfig, weights w: ModuleWeights) throws {
-        try config.validate(source: w.source.description)
+        try config.validate(source: w.description)
         guard let activation = HiddenActivation(transformersName: config.hiddenAct) else {
-            throw ModelError.invalidConfig(source: w.source.description, reason: "hidden_act \(config.hiddenAct)")
+            throw ModelError.invalidConfig(source: w.description, reason: "hidden_act \(config.hiddenAct)")
         }
         self.config = config
         backend = w.backend

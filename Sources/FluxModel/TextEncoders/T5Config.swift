@@ -96,3 +96,13 @@ public struct T5Config: Codable, Equatable, Sendable {
                   "layer_norm_epsilon \(layerNormEpsilon) must be positive")
     }
 }
+
+extension T5Config {
+    /// FLUX.1's text_encoder_2: T5 v1.1 XXL encoder (google/t5-v1_1-xxl `config.json`).
+    public static let xxl: T5Config = {
+        var c = T5Config()
+        (c.vocabSize, c.dModel, c.dKv, c.dFf, c.numLayers, c.numHeads) = (32128, 4096, 64, 10240, 24, 64)
+        c.feedForwardProj = "gated-gelu"
+        return c
+    }()
+}

@@ -113,9 +113,9 @@ public final class T5Encoder: Sendable {
     let finalLayerNorm: T5LayerNorm
 
     public init(config: T5Config, weights w: ModuleWeights) throws {
-        try config.validate(source: w.source.description)
+        try config.validate(source: w.description)
         guard let activation = HiddenActivation(transformersName: config.denseActFn) else {
-            throw ModelError.invalidConfig(source: w.source.description, reason: "activation \(config.denseActFn)")
+            throw ModelError.invalidConfig(source: w.description, reason: "activation \(config.denseActFn)")
         }
         self.config = config
         backend = w.backend

@@ -19,7 +19,7 @@ public final class FluxTransformer: Sendable {
     static let timestepEmbeddingDim = 256
 
     public init(config: FluxConfig, weights w: ModuleWeights) throws {
-        try config.validate(source: w.source.description)
+        try config.validate(source: w.description)
         self.config = config
         backend = w.backend
         let dim = config.hiddenSize

@@ -27,11 +27,11 @@ public final class AutoencoderKL: Sendable {
     let source: String
 
     public init(config: AutoencoderConfig, weights w: ModuleWeights, parts: AutoencoderParts = .all) throws {
-        try config.validate(source: w.source.description)
+        try config.validate(source: w.description)
         self.config = config
         self.parts = parts
         backend = w.backend
-        source = w.source.description
+        source = w.description
         let moments = 2 * config.latentChannels
         let buildEncoder = parts.contains(.encoder), buildDecoder = parts.contains(.decoder)
         encoder = buildEncoder ? try VAEEncoder(w.scope("encoder"), config: config) : nil

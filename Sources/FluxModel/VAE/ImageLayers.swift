@@ -47,7 +47,7 @@ extension ModuleWeights {
     /// (C, C, 1, 1) (LDM and BFL `AttnBlock`); both are the same numbers.
     func pointwiseLinear(_ name: String, channels c: Int) throws -> Linear {
         let w = scope(name)
-        let stored = source.shape(w.prefix + "weight")
+        let stored = w.storedShape("weight")
         let weight = stored == [c, c, 1, 1]
             ? try w.tensor("weight", shape: [c, c, 1, 1]).reshaped([c, c])
             : try w.tensor("weight", shape: [c, c])

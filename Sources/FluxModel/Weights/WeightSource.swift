@@ -98,31 +98,46 @@ public final class WeightSource: @unchecked Sendable {
     }
 }
 
-/// The weights of one module: a `WeightSource` seen under a name prefix, uploading to `backend` with shape checks.
+/// The weights of one module: a `WeightSource` seen under a name prefix, uploading to `backend` with shape checks —
+/// or, for benchmarks without a checkpoint, seeded random weights of whatever shape the module asks for.
 public struct ModuleWeights: Sendable {
     public let backend: any Backend
-    public let source: WeightSource
-    public let prefix: String
+    private let source: WeightSource?
+    private let random: RandomWeights?
+    public private(set) var prefix: String
 
     public init(backend: any Backend, source: WeightSource, prefix: String = "") {
-        self.backend = backend
-        self.source = source
-        self.prefix = prefix
+        (self.backend, self.source, self.random, self.prefix) = (backend, source, nil, prefix)
     }
+
+    /// Weights drawn from `random` instead of a checkpoint.
+    public init(backend: any Backend, random: RandomWeights, prefix: String = "") {
+        (self.backend, self.source, self.random, self.prefix) = (backend, nil, random, prefix)
+    }
+
+    /// Where the weights come from, for messages.
+    public var description: String { source?.description ?? random?.description ?? "weights" }
 
     /// The weights of a child module: `scope("img_attn")` under `double_blocks.3.` reads `double_blocks.3.img_attn.*`.
     public func scope(_ name: String) -> ModuleWeights {
-        ModuleWeights(backend: backend, source: source, prefix: prefix + name + ".")
+        var child = self
+        child.prefix = prefix + name + "."
+        return child
     }
+
+    /// The shape the checkpoint stores for `name` (nil when absent, or for random weights), for modules that accept
+    /// more than one stored form of the same numbers.
+    public func storedShape(_ name: String) -> [Int]? { source?.shape(prefix + name) }
 
     /// Loads `name`, checking its shape, and uploads it.
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         let full = prefix + name
-        guard let stored = source.shape(full) else {
-            throw ModelError.missingWeight(name: full, source: source.description)
+        if let random { return try backend.upload(random.tensor(full, shape: shape)) }
+        guard let source, let stored = source.shape(full) else {
+            throw ModelError.missingWeight(name: full, source: description)
         }
         guard stored == shape else {
-            throw ModelError.weightShape(name: full, shape: stored, expected: shape, source: source.description)
+            throw ModelError.weightShape(name: full, shape: stored, expected: shape, source: description)
         }
         return try backend.upload(try source.load(full))
     }

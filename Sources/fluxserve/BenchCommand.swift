@@ -1,0 +1,214 @@
+import ArgumentParser
+import FluxCore
+import FluxModel
+import Foundation
+
+/// `fluxserve bench`: per-stage timings (medians after warm-up) of T5 and CLIP encoding, one transformer step per
+/// size, VAE decode, and a whole image, on `random-dev` / `random-schnell` (the published architectures with seeded
+/// random bf16 weights, nothing downloaded) or a real checkpoint. Prints a table and optionally writes JSON.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Time each pipeline stage and a whole image.")
+
+    @Option(help: "random-dev, random-schnell, or a model folder / hub id (as for generate).")
+    var model: String = "random-dev"
+
+    @Option(help: "Denoising steps of the whole-image timing.")
+    var steps: Int = 28
+
+    @Option(help: "Image sizes WxH for the transformer step; the first is used for VAE decode and the whole image.")
+    var sizes: String = "1024x1024,768x768,512x512"
+
+    @Option(help: "Timed repeats per stage (median reported).")
+    var repeats: Int = 5
+
+    @Option(help: "Untimed runs before timing.")
+    var warmup: Int = 2
+
+    @Option(help: "Stages: t5, clip, step, vae, image (comma-separated).")
+    var stages: String = "t5,clip,step,vae,image"
+
+    @Option(help: "Write the results as JSON to this file.")
+    var json: String?
+
+    @OptionGroup var device: DeviceOptions
+
+    struct Row: Codable {
+        var stage: String
+        var size: String
+        var medianMs: Double
+        var minMs: Double
+        var repeats: Int
+    }
+
+    struct Report: Codable {
+        var model: String
+        var device: String
+        var rows: [Row]
+        var loadSeconds: [String: Double]
+        var peakMemoryBytes: Int?
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let backend = try device.makeBackend()
+            let wanted = Set(stages.split(separator: ",").map { String($0) })
+            let parsedSizes = try sizes.split(separator: ",").map { try parseSize(String($0)) }
+            guard let mainSize = parsedSizes.first else { throw ValidationError("--sizes: at least one WxH") }
+            guard repeats >= 1, warmup >= 0, steps >= 1 else { throw ValidationError("--repeats, --steps ≥ 1") }
+            var report = Report(model: model, device: backend.name, rows: [], loadSeconds: [:], peakMemoryBytes: nil)
+            let models = try loadModels(backend, &report)
+            let defaults = models.transformer.config.guidanceEmbeds ? PipelineDefaults.dev : PipelineDefaults.schnell
+            var rng = SplitMix(seed: 1)
+            let t5Ids = try TokenIds(rows: [(0..<defaults.maxSequenceLength).map { _ in
+                Int32(rng.next() % UInt64(models.t5.config.vocabSize)) }])
+            let clipIds = try TokenIds(rows: [(0..<77).map { _ in Int32(rng.next() % UInt64(models.clip.config.vocabSize)) }])
+
+            func time(_ stage: String, _ size: String, repeats: Int, _ body: () throws -> Tensor) throws {
+                for _ in 0..<warmup { _ = try backend.absSum(try body()) }
+                var samples: [Double] = []
+                for _ in 0..<repeats {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = try backend.absSum(try body())  // a scalar back on the host: the device has finished
+                    samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                }
+                samples.sort()
+                let row = Row(stage: stage, size: size, medianMs: samples[samples.count / 2], minMs: samples[0],
+                              repeats: repeats)
+                report.rows.append(row)
+                printError(String(format: "%-16@ %-10@ median %9.2f ms   min %9.2f ms", stage, size, row.medianMs, row.minMs))
+            }
+
+            if wanted.contains("t5") { try time("t5-encode", "\(t5Ids.length) tok", repeats: repeats) { try models.t5(t5Ids) } }
+            if wanted.contains("clip") {
+                try time("clip-encode", "77 tok", repeats: repeats) { try models.clip(clipIds).poolerOutput }
+            }
+            let txt = try models.t5(t5Ids), pooled = try models.clip(clipIds).poolerOutput
+            for (w, h) in parsedSizes where wanted.contains("step") {
+                let g = try geometry(models, w, h)
+                let img = try noise(backend, [1, g.imageTokens, g.packedChannels], seed: 2)
+                let pe = try positions(models.transformer, g, textTokens: txt.shape[1])
+                try time("transformer-step", "\(w)x\(h)", repeats: repeats) {
+                    try models.transformer(img: img, txt: txt, y: pooled, timesteps: [0.5],
+                                           guidance: models.transformer.config.guidanceEmbeds ? [3.5] : nil, pe: pe)
+                }
+            }
+            let (w, h) = mainSize, g = try geometry(models, w, h)
+            if wanted.contains("vae") {
+                let latents = try noise(backend, [1, g.latentChannels, g.latentHeight, g.latentWidth], seed: 3)
+                try time("vae-decode", "\(w)x\(h)", repeats: repeats) { try models.vae.decode(latents) }
+            }
+            if wanted.contains("image") {
+                let schedule = try models.scheduler.schedule(steps: steps, imageSeqLen: g.imageTokens)
+                let start = try noise(backend, [1, g.imageTokens, g.packedChannels], seed: 4)
+                try time("image-\(steps)-steps", "\(w)x\(h)", repeats: max(1, min(repeats, 3))) {
+                    // From token ids to pixels, as the pipeline runs it.
+                    let txt = try models.t5(t5Ids), pooled = try models.clip(clipIds).poolerOutput
+                    let pe = try positions(models.transformer, g, textTokens: txt.shape[1])
+                    var latents = start
+                    for i in 0..<schedule.steps {
+                        let v = try models.transformer(
+                            img: latents, txt: txt, y: pooled, timesteps: [schedule.modelTimestep(i)],
+                            guidance: models.transformer.config.guidanceEmbeds ? [defaults.guidance] : nil, pe: pe)
+                        latents = try schedule.step(i, sample: latents, velocity: v, on: backend)
+                    }
+                    return try models.vae.decode(try models.vae.unscaleLatents(try g.unpack(latents, on: backend)))
+                }
+            }
+            if let reporting = backend as? any MemoryReporting {
+                report.peakMemoryBytes = try reporting.memoryUsage().peak
+                printError("peak device memory: \(formatBytes(report.peakMemoryBytes ?? 0))")
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let text = String(decoding: try encoder.encode(report), as: UTF8.self)
+            if let json { try text.write(toFile: json, atomically: true, encoding: .utf8) }
+            print(table(report))
+        }
+    }
+
+    struct Models {
+        let transformer: FluxTransformer
+        let t5: T5Encoder
+        let clip: CLIPTextModel
+        let vae: AutoencoderKL
+        let scheduler: SchedulerConfig
+    }
+
+    private func loadModels(_ backend: any Backend, _ report: inout Report) throws -> Models {
+        func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+            let start = Date()
+            defer {
+                report.loadSeconds[name] = Date().timeIntervalSince(start)
+                printError(String(format: "loaded %@ in %.1fs", name, report.loadSeconds[name] ?? 0))
+            }
+            return try body()
+        }
+        if model == "random-dev" || model == "random-schnell" {
+            let dev = model == "random-dev"
+            let random = RandomWeights(seed: 2024, description: model)
+            func weights() -> ModuleWeights { ModuleWeights(backend: backend, random: random) }
+            return Models(
+                transformer: try timed("transformer") { try FluxTransformer(config: dev ? .dev : .schnell, weights: weights()) },
+                t5: try timed("t5") { try T5Encoder(config: .xxl, weights: weights()) },
+                clip: try timed("clip") { try CLIPTextModel(config: .vitL14, weights: weights()) },
+                vae: try timed("vae") { try AutoencoderKL(config: .flux, weights: weights(), parts: .decoder) },
+                scheduler: dev ? .dev : .schnell)
+        }
+        let components = try PipelineComponents.resolve(model == DemoModel.name ? try DemoModel.locate() : model)
+        return Models(
+            transformer: try timed("transformer") { try components.transformer.load(on: backend) },
+            t5: try timed("t5") { try T5Checkpoint.open(components.textEncoder2).load(on: backend) },
+            clip: try timed("clip") { try CLIPCheckpoint.open(components.textEncoder).load(on: backend) },
+            vae: try timed("vae") { try components.vae.load(on: backend, parts: .decoder) },
+            scheduler: components.scheduler)
+    }
+
+    private func geometry(_ m: Models, _ w: Int, _ h: Int) throws -> LatentGeometry {
+        try LatentGeometry(height: h, width: w, vaeScaleFactor: m.vae.config.downsamplingFactor,
+                           latentChannels: m.vae.config.latentChannels)
+    }
+
+    private func positions(_ t: FluxTransformer, _ g: LatentGeometry, textTokens: Int) throws -> PositionEmbedding {
+        let axes = t.config.axesDimsRope.count
+        return try t.positionEmbedding(txtIds: LatentGeometry.textIds(count: textTokens, axes: axes),
+                                       imgIds: g.imageIds.map { Array($0.prefix(axes)) })
+    }
+
+    private func noise(_ b: any Backend, _ shape: [Int], seed: UInt64) throws -> Tensor {
+        var n = GaussianNoise(seed: seed)
+        return try b.tensor(n.sample(shape.reduce(1, *)), shape: shape)
+    }
+
+    private func parseSize(_ text: String) throws -> (Int, Int) {
+        let parts = text.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts.allSatisfy({ $0 > 0 && $0 <= 4096 }) else {
+            throw ValidationError("size \(text): expected WxH, e.g. 1024x1024")
+        }
+        return (parts[0], parts[1])
+    }
+
+    private func table(_ r: Report) -> String {
+        var lines = ["| stage | size | median ms | min ms | repeats |", "|---|---|---|---|---|"]
+        for row in r.rows {
+            lines.append(String(format: "| %@ | %@ | %.2f | %.2f | %d |", row.stage, row.size, row.medianMs,
+                                row.minMs, row.repeats))
+        }
+        lines.append("model \(r.model) on \(r.device); load " + r.loadSeconds.sorted { $0.key < $1.key }
+            .map { String(format: "%@ %.1fs", $0.key, $0.value) }.joined(separator: ", ")
+            + (r.peakMemoryBytes.map { "; peak memory \(formatBytes($0))" } ?? ""))
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// SplitMix64, for reproducible token ids.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
