@@ -207,6 +207,10 @@ public enum BackendConformance {
         Case(op: "attention", detail: "q/kv[1,77,12,64] (CLIP size, no mask)", threshold: attention,
              inputs: { r in [r.tensor([1, 77, 12, 64]), r.tensor([1, 77, 12, 64]), r.tensor([1, 77, 12, 64])] },
              body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 0.125)) }),
+        Case(op: "attention", detail: "q/kv[2,35,1,512] (VAE mid-block: one head of 512)", threshold: attention,
+             inputs: { r in [r.tensor([2, 35, 1, 512]), r.tensor([2, 35, 1, 512]), r.tensor([2, 35, 1, 512])] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 1 / Float(512).squareRoot()))
+             }),
         Case(op: "attention", detail: "q[1,9,2,5] kv[1,31,2,5] (odd head dim)", threshold: attention,
              inputs: { r in [r.tensor([1, 9, 2, 5]), r.tensor([1, 31, 2, 5]), r.tensor([1, 31, 2, 5])] },
              body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 0.45)) }),

@@ -32,8 +32,9 @@ final class SDPAEngine: @unchecked Sendable {
 }
 
 extension CUDABackend {
-    /// Largest head dimension the attention kernel takes (8 output columns per lane of a warp).
-    static let maxAttentionHeadDim = 256
+    /// Largest head dimension the attention kernel takes (16 output columns per lane of a warp; the FLUX VAE's
+    /// mid-block attention is one head of 512).
+    static let maxAttentionHeadDim = 512
 
     /// Exact softmax attention. Without bias or causal mask (FLUX's joint attention) on cuDNN's fused flash attention
     /// when it takes the shape; otherwise, and for T5's bias and CLIP's causal mask, the kernel of `attention.cu`
@@ -68,7 +69,7 @@ extension CUDABackend {
             }
             let paddedRow = 4 * ((dim + 3) / 4) + 2, evenDim = 2 * ((dim + 1) / 2)
             let sharedBytes = 2 * (2 * 32 * paddedRow + 16 * evenDim)
-            try launch("attention", "attention_bf16", grid: ((sq + 15) / 16, heads, batch), block: (128, 1, 1),
+            try launch("attention", dim <= 256 ? "attention_bf16" : "attention_wide_bf16", grid: ((sq + 15) / 16, heads, batch), block: (128, 1, 1),
                        sharedBytes: sharedBytes,
                        [.pointer(qp), .pointer(kp), .pointer(vp), .pointer(bp), .pointer(y), .int(sq), .int(sk),
                         .int(heads), .int(dim), .float(scale), .int(causal ? 1 : 0)])

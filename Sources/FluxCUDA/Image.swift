@@ -2,8 +2,10 @@ import FluxCore
 
 extension CUDABackend {
     /// Convolution as im2col (`image.cu`) + one matrix product per image: cols (Cin·kh·kw, Ho·Wo), then
-    /// out (Cout, Ho·Wo) = weight (Cout, Cin·kh·kw) · cols on cuBLASLt (fallback: the strided GEMM kernel), then the
-    /// channel bias. The cols buffer is one image's worth and reused across the batch (stream order keeps it safe).
+    /// out (Cout, Ho·Wo) = weight (Cout, Cin·kh·kw) · cols on cuBLASLt (fallback: the strided GEMM kernel, bias
+    /// included). cuBLASLt's bias epilogue runs along the other axis, so with a bias the product is written in f32 and
+    /// one pass adds the channel bias and rounds once. The cols and f32 buffers are one image's worth, reused across
+    /// the batch (stream order keeps that safe).
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding p: Padding2D) throws -> Tensor {
         let op = "conv2d"
         try expect(x.rank == 4, op, "x", x.shape, "(B, Cin, H, W)")
@@ -23,9 +25,11 @@ extension CUDABackend {
             let k = channels * kh * kw, pixels = outHeight * outWidth
             guard batch > 0, outChannels > 0, k > 0 else { return out }
             let columns = try allocator.allocate(k * pixels * 2)
+            let withBias = bias != nil
             let shape = CuBLASLt.Shape(m: pixels, n: outChannels, k: k, transA: false, lda: pixels, ldb: k,
-                                       ldd: pixels, epilogue: .none)
+                                       ldd: pixels, epilogue: .none, outputF32: withBias)
             let plan = try matmul?.plan(shape)
+            let product = plan != nil && withBias ? try allocator.allocate(outChannels * pixels * 4) : nil
             for image in 0..<batch {
                 let input = xp + UInt64(image * channels * height * width * 2)
                 let result = y + UInt64(image * outChannels * pixels * 2)
@@ -34,17 +38,18 @@ extension CUDABackend {
                                     .int(width), .int(kh), .int(kw), .int(stride), .int(p.top), .int(p.left),
                                     .int(outHeight), .int(outWidth)])
                 if let engine = matmul, let plan {
-                    try engine.run(plan, a: columns.pointer, b: wp, bias: nil, d: result, stream: stream)
+                    try engine.run(plan, a: columns.pointer, b: wp, bias: nil, d: product?.pointer ?? result,
+                                   stream: stream)
+                    if let product {
+                        try launchElements("elementwise", "bias_activation_f32_bf16", count: outChannels * pixels,
+                                           [.pointer(product.pointer), .pointer(bp), .pointer(result),
+                                            .long(outChannels * pixels), .long(pixels), .int(outChannels), .int(0)])
+                    }
                 } else {
-                    try gemmKernel(a: wp, b: columns.pointer, bias: 0, y: result, m: outChannels, n: pixels, k: k,
+                    try gemmKernel(a: wp, b: columns.pointer, bias: bp, y: result, m: outChannels, n: pixels, k: k,
                                    sam: k, sak: 1, sbn: 1, sbk: pixels, sym: pixels, syn: 1, biasPerRow: true,
                                    activation: 0)
                 }
-            }
-            if bias != nil {
-                let total = batch * outChannels * pixels
-                try launchElements("image", "channel_bias_bf16", count: total,
-                                   [.pointer(y), .pointer(bp), .long(total), .int(outChannels), .long(pixels)])
             }
             return out
         }

@@ -81,12 +81,13 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 //   with s_ij = −∞ for j > i when causal. bias (H, Sq, Sk) optional (null), shared over the batch.
 //
 // q, y (B, Sq, H, D); k, v (B, Sk, H, D); all bf16 row-major, so head h of token t starts at (t·H + h)·D.
-// D ≤ 256 (8 output columns per lane); D may be odd.
+// D may be odd. Two entry points of one template: attention_bf16 for D ≤ 256 (8 output columns per lane) and
+// attention_wide_bf16 for D ≤ 512 (16 per lane: the VAE's single-head mid-block attention over 512 channels).
 //
 // Launch: grid (⌈Sq / 16⌉, H, B), 128 threads = 4 warps; each warp owns 4 query rows of the block's 16.
 // Dynamic shared memory: K and V tiles of 32 keys × P bf16 (P = 4⌈D/4⌉ + 2: even, so rows hold aligned bf16 pairs,
 // and P/2 odd, so the 32 lanes reading 32 different key rows hit 32 different banks), plus the block's 16 query rows
-// of DE = 2⌈D/2⌉ bf16. Bytes: 2·(2·32·P + 16·DE).
+// of DE = 2⌈D/2⌉ bf16. Bytes: 2·(2·32·P + 16·DE) — above 48 KB for D > 256, which the launcher allows per kernel.
 // Per key tile: lane l scores key k0 + l for each of its warp's rows (a D-long dot product from shared memory), the
 // warp reduces the row maximum and sum with shuffles, rescales its running output (flash-attention's online
 // softmax: m, l, acc per row), then accumulates p_j · v_j with p_j broadcast by shuffle; lane l owns output columns
@@ -97,12 +98,12 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
 #define ATT_ROWS 4
 #define ATT_BQ (ATT_WARPS * ATT_ROWS)
 #define ATT_BK 32
-#define ATT_MAXC 8
 
 __device__ __forceinline__ float lo_bf16(unsigned int w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float hi_bf16(unsigned int w) { return __uint_as_float(w & 0xffff0000u); }
 
-extern "C" __global__ void __launch_bounds__(128) attention_bf16(
+template <int ATT_MAXC>
+__device__ __forceinline__ void attention_body(
     const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
     const bf16* __restrict__ bias, bf16* __restrict__ y, int sq, int sk, int heads, int dim, float scale, int causal) {
     extern __shared__ unsigned int shared_words[];
@@ -198,6 +199,18 @@ extern "C" __global__ void __launch_bounds__(128) attention_bf16(
     }
 }
 
+extern "C" __global__ void __launch_bounds__(128) attention_bf16(
+    const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+    const bf16* __restrict__ bias, bf16* __restrict__ y, int sq, int sk, int heads, int dim, float scale, int causal) {
+    attention_body<8>(q, k, v, bias, y, sq, sk, heads, dim, scale, causal);
+}
+
+extern "C" __global__ void __launch_bounds__(128) attention_wide_bf16(
+    const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+    const bf16* __restrict__ bias, bf16* __restrict__ y, int sq, int sk, int heads, int dim, float scale, int causal) {
+    attention_body<16>(q, k, v, bias, y, sq, sk, heads, dim, scale, causal);
+}
+
 """#),
         ("elementwise", #"""
 // elementwise.cu — pointwise ops over bf16 tensors, f32 math.
@@ -208,8 +221,10 @@ extern "C" __global__ void __launch_bounds__(128) attention_bf16(
 //                     res, x, y (B, S, D) as rows r < B·S of D; gate (B, D)
 //   scale_shift:      y[i] = x[i] · scale + shift          scalar scale and shift
 //   add_scaled:       y[i] = a[i] + scale · b[i]           same shapes (Euler step, residual differences)
-//   bias_activation:  y[r, j] = act(y[r, j] + bias[j])      in place, rows of n; bias may be null (linear epilogue
-//                     for the activations cuBLASLt cannot fuse, and for the fallback GEMM)
+//   bias_activation:  y[r, j] = act(y[r, j] + bias[j])      in place, rows of n; bias may be null
+//   bias_activation_f32: y[i] = bf16(act(x[i] + bias[(i / inner) mod count]))   x f32 (a product cuBLASLt wrote in
+//                     f32), so bias and activation round once: linear (inner 1, count N) for activations cuBLASLt
+//                     cannot fuse, conv2d (inner H·W, count Cout) for the channel bias. bias may be null.
 //
 // Layout: dense row-major; all indices 64-bit. Launch: 1-D grid-stride loops, 256 threads per block, grid capped by the
 // launcher (a few waves of the SMs); n may be any size, including odd and 0 (the launcher skips empty tensors).
@@ -262,6 +277,16 @@ extern "C" __global__ void add_scaled_bf16(const bf16* __restrict__ a, const bf1
                                            bf16* __restrict__ y, long long n, float scale) {
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
         y[i] = f32_to_bf16(fmaf(scale, bf16_to_f32(b[i]), bf16_to_f32(a[i])));
+}
+
+extern "C" __global__ void bias_activation_f32_bf16(const float* __restrict__ x, const bf16* __restrict__ bias,
+                                                    bf16* __restrict__ y, long long n, long long inner, int count,
+                                                    int kind) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+        float v = x[i];
+        if (bias) v += bf16_to_f32(bias[(i / inner) % count]);
+        y[i] = f32_to_bf16(activate(v, kind));
+    }
 }
 
 """#),
@@ -339,8 +364,8 @@ extern "C" __global__ void __launch_bounds__(256) gemm_bf16_strided(
 //
 //   im2col: cols[(c·kh + dy)·kw + dx, oy·Wo + ox] = x[b, c, oy·stride + dy − top, ox·stride + dx − left] (0 outside)
 //           cols (Cin·kh·kw, Ho·Wo) row-major for one image b; conv2d is then out (Cout, Ho·Wo) = W (Cout, Cin·kh·kw)
-//           · cols, by cuBLASLt (or the fallback GEMM), plus channel_bias.
-//   channel_bias: y[b, c, p] += bias[c]                  y (B, C, P), in place
+//           · cols, by cuBLASLt (or the fallback GEMM); the channel bias is added by bias_activation_f32_bf16
+//           (elementwise.cu) from cuBLASLt's f32 product, so it rounds once.
 //   group_stats: stats[2g] += Σ x, stats[2g+1] += Σ x²  over group g = (b, group) of C/G channels × P positions,
 //           stats f64 zeroed by the launcher; grid (chunks, B·G): many blocks per group, each adds its f64 partial sums
 //           with atomicAdd (f64 sums, so E[x²] − mean² keeps its precision for bf16 data).
@@ -361,14 +386,6 @@ extern "C" __global__ void im2col_bf16(const bf16* __restrict__ x, bf16* __restr
         const int iy = oy * stride + dy - top, ix = ox * stride + dx - left;
         cols[i] = (iy >= 0 && iy < height && ix >= 0 && ix < width)
                       ? x[((long long)c * height + iy) * width + ix] : (bf16)0;
-    }
-}
-
-extern "C" __global__ void channel_bias_bf16(bf16* __restrict__ y, const bf16* __restrict__ bias, long long n,
-                                             int channels, long long plane) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        const int c = (int)((i / plane) % channels);
-        y[i] = f32_to_bf16(bf16_to_f32(y[i]) + bf16_to_f32(bias[c]));
     }
 }
 

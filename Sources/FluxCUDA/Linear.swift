@@ -61,19 +61,27 @@ extension CUDABackend {
                                    [.pointer(y), .pointer(bp), .long(m * n), .int(n), .int(act)])
                 return out
             }
+            // Epilogues that round once: none, bias, GELU(tanh), GELU(tanh)+bias. Other activations: the product in
+            // f32, then one pass adds the bias, applies the activation and rounds.
             let fusedGelu = activation == .geluTanh
-            let epilogue: CuBLASLt.Epilogue = switch (bias != nil, fusedGelu) {
+            let inF32 = activation != .identity && !fusedGelu
+            let epilogue: CuBLASLt.Epilogue = switch (bias != nil && !inF32, fusedGelu) {
             case (false, false): .none
             case (true, false): .bias
             case (false, true): .gelu
             case (true, true): .geluBias
             }
-            let shape = CuBLASLt.Shape(m: n, n: m, k: k, transA: true, lda: k, ldb: k, ldd: n, epilogue: epilogue)
+            let shape = CuBLASLt.Shape(m: n, n: m, k: k, transA: true, lda: k, ldb: k, ldd: n, epilogue: epilogue,
+                                       outputF32: inF32)
             if let engine = matmul, let plan = try engine.plan(shape) {
-                try engine.run(plan, a: wp, b: xp, bias: bias == nil ? nil : bp, d: y, stream: stream)
-                if activation != .identity && !fusedGelu {
-                    try launchElements("elementwise", "bias_activation_bf16", count: m * n,
-                                       [.pointer(y), .pointer(0), .long(m * n), .int(n), .int(act)])
+                if inF32 {
+                    let product = try allocator.allocate(m * n * 4)
+                    try engine.run(plan, a: wp, b: xp, bias: nil, d: product.pointer, stream: stream)
+                    try launchElements("elementwise", "bias_activation_f32_bf16", count: m * n,
+                                       [.pointer(product.pointer), .pointer(bp), .pointer(y), .long(m * n), .long(1),
+                                        .int(n), .int(act)])
+                } else {
+                    try engine.run(plan, a: wp, b: xp, bias: bias == nil ? nil : bp, d: y, stream: stream)
                 }
                 return out
             }

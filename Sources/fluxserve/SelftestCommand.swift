@@ -69,7 +69,8 @@ struct Selftest: ParsableCommand {
                     let kernel = try CUDABackend(options: .init(device: cuda.options.device, matmul: .kernel,
                                                                 attention: .kernel))
                     print("fallback kernels (gemm.cu, attention.cu):")
-                    try printTimings(on: kernel, only: ["linear 4608x3072x3072 +bias", "attention (1, 4608, 24, 128)"])
+                    try printTimings(on: kernel, only: ["linear 4608x3072x3072 +bias", "attention (1, 4608, 24, 128)",
+                                                        "conv2d 3x3 (1, 128, 512, 512) -> 128 +bias"])
                 }
             }
         }
@@ -124,4 +125,16 @@ private func printTimings(on backend: any Backend, only: Set<String>? = nil) thr
     try report("rope (1, 4608, 24, 128)", try medianMilliseconds(backend) { try backend.rope(q, cos: cosines, sin: sines) })
     try report("gatedAdd (1, 4608, 3072)", try medianMilliseconds(backend) { try backend.gatedAdd(x, x, gate: shift) })
     try report("activation geluTanh (1, 4608, 3072)", try medianMilliseconds(backend) { try backend.activation(x, .geluTanh) })
+    // The VAE decoder's largest shapes (1024² image): 3×3 convs at 128 channels, GroupNorm+SiLU, mid-block attention.
+    let image = try random([1, 128, 512, 512]), kernel3 = try random([128, 128, 3, 3]), channelBias = try random([128])
+    let ones = try random([128])
+    try report("conv2d 3x3 (1, 128, 512, 512) -> 128 +bias", try medianMilliseconds(backend, repeats: 5) {
+        try backend.conv2d(image, weight: kernel3, bias: channelBias, stride: 1, padding: .all(1)) },
+        flops: 2.0 * 128 * 128 * 9 * 512 * 512)
+    try report("groupNorm 32 groups silu (1, 128, 512, 512)", try medianMilliseconds(backend, repeats: 5) {
+        try backend.groupNorm(image, groups: 32, weight: ones, bias: channelBias, eps: 1e-6, activation: .silu) })
+    let vq = try random([1, 4096, 1, 512])
+    try report("attention (1, 4096, 1, 512) VAE mid-block", try medianMilliseconds(backend, repeats: 3) {
+        try backend.attention(q: vq, k: vq, v: vq, scale: 1 / Float(512).squareRoot()) },
+        flops: 4.0 * 4096 * 4096 * 512)
 }

@@ -99,6 +99,8 @@ final class CuBLASLt: @unchecked Sendable {
         var transA: Bool
         var lda: Int, ldb: Int, ldd: Int
         var epilogue: Epilogue
+        /// D (and C) in f32 instead of bf16, for a caller that adds bias or activation before rounding once.
+        var outputF32 = false
     }
 
     /// Descriptors and the chosen algorithm for one `Shape`, made once and reused.
@@ -126,7 +128,8 @@ final class CuBLASLt: @unchecked Sendable {
                                                        Int64(s.lda)), "cublasLtMatrixLayoutCreate(A)")
             try lt.check(lt.cublasLtMatrixLayoutCreate(&b, CuBLASLt.typeBF16, UInt64(s.k), UInt64(s.n), Int64(s.ldb)),
                          "cublasLtMatrixLayoutCreate(B)")
-            try lt.check(lt.cublasLtMatrixLayoutCreate(&d, CuBLASLt.typeBF16, UInt64(s.m), UInt64(s.n), Int64(s.ldd)),
+            try lt.check(lt.cublasLtMatrixLayoutCreate(&d, s.outputF32 ? CuBLASLt.typeF32 : CuBLASLt.typeBF16,
+                                                       UInt64(s.m), UInt64(s.n), Int64(s.ldd)),
                          "cublasLtMatrixLayoutCreate(D)")
             try lt.check(lt.cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate")
             defer { _ = lt.cublasLtMatmulPreferenceDestroy(pref) }

@@ -4,12 +4,13 @@
 //   with s_ij = −∞ for j > i when causal. bias (H, Sq, Sk) optional (null), shared over the batch.
 //
 // q, y (B, Sq, H, D); k, v (B, Sk, H, D); all bf16 row-major, so head h of token t starts at (t·H + h)·D.
-// D ≤ 256 (8 output columns per lane); D may be odd.
+// D may be odd. Two entry points of one template: attention_bf16 for D ≤ 256 (8 output columns per lane) and
+// attention_wide_bf16 for D ≤ 512 (16 per lane: the VAE's single-head mid-block attention over 512 channels).
 //
 // Launch: grid (⌈Sq / 16⌉, H, B), 128 threads = 4 warps; each warp owns 4 query rows of the block's 16.
 // Dynamic shared memory: K and V tiles of 32 keys × P bf16 (P = 4⌈D/4⌉ + 2: even, so rows hold aligned bf16 pairs,
 // and P/2 odd, so the 32 lanes reading 32 different key rows hit 32 different banks), plus the block's 16 query rows
-// of DE = 2⌈D/2⌉ bf16. Bytes: 2·(2·32·P + 16·DE).
+// of DE = 2⌈D/2⌉ bf16. Bytes: 2·(2·32·P + 16·DE) — above 48 KB for D > 256, which the launcher allows per kernel.
 // Per key tile: lane l scores key k0 + l for each of its warp's rows (a D-long dot product from shared memory), the
 // warp reduces the row maximum and sum with shuffles, rescales its running output (flash-attention's online
 // softmax: m, l, acc per row), then accumulates p_j · v_j with p_j broadcast by shuffle; lane l owns output columns
@@ -20,12 +21,12 @@
 #define ATT_ROWS 4
 #define ATT_BQ (ATT_WARPS * ATT_ROWS)
 #define ATT_BK 32
-#define ATT_MAXC 8
 
 __device__ __forceinline__ float lo_bf16(unsigned int w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float hi_bf16(unsigned int w) { return __uint_as_float(w & 0xffff0000u); }
 
-extern "C" __global__ void __launch_bounds__(128) attention_bf16(
+template <int ATT_MAXC>
+__device__ __forceinline__ void attention_body(
     const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
     const bf16* __restrict__ bias, bf16* __restrict__ y, int sq, int sk, int heads, int dim, float scale, int causal) {
     extern __shared__ unsigned int shared_words[];
@@ -119,4 +120,16 @@ extern "C" __global__ void __launch_bounds__(128) attention_bf16(
             if (d < dim) out[d] = f32_to_bf16(acc[r][c] * inv);
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(128) attention_bf16(
+    const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+    const bf16* __restrict__ bias, bf16* __restrict__ y, int sq, int sk, int heads, int dim, float scale, int causal) {
+    attention_body<8>(q, k, v, bias, y, sq, sk, heads, dim, scale, causal);
+}
+
+extern "C" __global__ void __launch_bounds__(128) attention_wide_bf16(
+    const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+    const bf16* __restrict__ bias, bf16* __restrict__ y, int sq, int sk, int heads, int dim, float scale, int causal) {
+    attention_body<16>(q, k, v, bias, y, sq, sk, heads, dim, scale, causal);
 }

@@ -2,8 +2,8 @@
 //
 //   im2col: cols[(c·kh + dy)·kw + dx, oy·Wo + ox] = x[b, c, oy·stride + dy − top, ox·stride + dx − left] (0 outside)
 //           cols (Cin·kh·kw, Ho·Wo) row-major for one image b; conv2d is then out (Cout, Ho·Wo) = W (Cout, Cin·kh·kw)
-//           · cols, by cuBLASLt (or the fallback GEMM), plus channel_bias.
-//   channel_bias: y[b, c, p] += bias[c]                  y (B, C, P), in place
+//           · cols, by cuBLASLt (or the fallback GEMM); the channel bias is added by bias_activation_f32_bf16
+//           (elementwise.cu) from cuBLASLt's f32 product, so it rounds once.
 //   group_stats: stats[2g] += Σ x, stats[2g+1] += Σ x²  over group g = (b, group) of C/G channels × P positions,
 //           stats f64 zeroed by the launcher; grid (chunks, B·G): many blocks per group, each adds its f64 partial sums
 //           with atomicAdd (f64 sums, so E[x²] − mean² keeps its precision for bf16 data).
@@ -24,14 +24,6 @@ extern "C" __global__ void im2col_bf16(const bf16* __restrict__ x, bf16* __restr
         const int iy = oy * stride + dy - top, ix = ox * stride + dx - left;
         cols[i] = (iy >= 0 && iy < height && ix >= 0 && ix < width)
                       ? x[((long long)c * height + iy) * width + ix] : (bf16)0;
-    }
-}
-
-extern "C" __global__ void channel_bias_bf16(bf16* __restrict__ y, const bf16* __restrict__ bias, long long n,
-                                             int channels, long long plane) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-        const int c = (int)((i / plane) % channels);
-        y[i] = f32_to_bf16(bf16_to_f32(y[i]) + bf16_to_f32(bias[c]));
     }
 }
 
