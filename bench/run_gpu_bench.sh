@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the checkout root (after bench/stage_gpu.sh here): FluxServe's bench and diffusers' on the
+# same card in one call, then FluxServe's transformer output against diffusers' bf16 and f32 outputs for the same
+# random-dev weights. Logs and JSON go to $OUT.
+#   STAGES (default t5,clip,step,vae,image), COMPILE=1 adds torch.compile, LAYERS (default 2,4) bounds the comparison.
+set -uo pipefail
+out=${OUT:-/tmp/out}; mkdir -p "$out"
+bin=/tmp/fluxserve
+python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.gpu/fluxserve.xz'), open('$bin', 'wb'))" && chmod +x $bin
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl && export PYTHONPATH=/tmp/site
+export FLUXSERVE_CACHE=/tmp/fluxserve-cache PYTHONUNBUFFERED=1
+stages=${STAGES:-t5,clip,step,vae,image}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/card.txt"
+
+echo "== fluxserve: process start to first image, kernel cache cold then warm (demo model)"
+export FLUXSERVE_DEMO_MODEL=$PWD/models/demo
+for cache in cold warm; do
+  t0=$(date +%s.%N)
+  $bin generate "a red circle" --model demo --device cuda -o /tmp/demo-$cache.png --seed 1 2>&1 | tail -1
+  echo "$cache kernel cache: $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s from process start to PNG"
+done 2>&1 | tee "$out/startup.log"
+
+echo "== fluxserve bench (random-dev)"
+$bin bench --model random-dev --device cuda --stages "$stages" --json "$out/fluxserve.json" 2>&1 | tee "$out/fluxserve.log"
+
+echo "== diffusers bench (random-dev)"
+python3 tools/reference/bench_diffusers.py --stages "$stages" ${COMPILE:+--compile} --save /tmp/cmp \
+  --compare-layers "${LAYERS:-2,4}" --json "$out/diffusers.json" 2>&1 | grep -v Warning | tee "$out/diffusers.log"
+
+echo "== numbers: fluxserve vs diffusers on the same weights and inputs"
+if [ -f /tmp/cmp/inputs.safetensors ]; then
+  $bin eval transformer --device cuda --model /tmp/cmp/transformer --inputs /tmp/cmp/inputs.safetensors \
+    -o /tmp/cmp/fluxserve.safetensors 2>&1 | tee -a "$out/compare.log"
+  python3 - <<'PY' 2>&1 | tee -a "$out/compare.log"
+from safetensors.torch import load_file
+ref = load_file("/tmp/cmp/outputs.safetensors"); ours = load_file("/tmp/cmp/fluxserve.safetensors")["sample"]
+f32, bf16 = ref["sample_f32"], ref["sample_bf16"]
+err = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
+print(f"fluxserve vs diffusers f32: {err(ours, f32):.3e}   fluxserve vs diffusers bf16: {err(ours, bf16):.3e}   "
+      f"diffusers bf16 vs f32: {err(bf16, f32):.3e}")
+PY
+fi

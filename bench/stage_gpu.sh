@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Stage what a GPU benchmark call needs into .gpu/ (git-ignored): the static fluxserve (stripped, xz-compressed so the
+# working tree stays under the device's 64 MiB transfer limit) and the pinned diffusers wheel. Then:
+#   run(command: "bash bench/run_gpu_bench.sh", carry: [".gpu"])
+set -euo pipefail
+root=$(git rev-parse --show-toplevel); cd "$root"
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+scratch=.build-cuda-static
+swift build -c release --static-swift-stdlib --product fluxserve --scratch-path "$scratch"
+bin=$(swift build -c release --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/fluxserve
+mkdir -p .gpu/whl
+strip -o .gpu/fluxserve "$bin"
+xz -6 -f -T2 .gpu/fluxserve
+ls .gpu/whl/diffusers-0.42.1-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps --only-binary=:all: \
+  --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 -d .gpu/whl diffusers==0.42.1
+du -sh .gpu
