@@ -1,37 +1,17 @@
 import FluxCore
 import Foundation
 
-/// Finds a text encoder's own folder (config.json + weights) from what a user names.
+/// A text encoder's own folder (config.json + weights) from what a user names: they come as folders only.
 enum TextEncoderFolder {
-    /// `path` may be a diffusers pipeline folder (`model_index.json`; the encoder sits in `component`), a folder that
-    /// holds `component/`, or the encoder's own folder with its `config.json`.
     static func resolve(_ path: String, component: String, what: String) throws -> String {
-        let fm = FileManager.default
-        var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ModelError.missingFile(path: path, expected: "a pipeline folder or \(what) folder")
-        }
-        guard isDirectory.boolValue else {
+        guard let location = try ComponentFolder.locate(path, component: component, what: what) else {
             throw ModelError.unknownLayout(path: path, reason:
                 "\(what) is a folder (config.json + model*.safetensors), not a single file")
         }
-        let url = URL(fileURLWithPath: path)
-        let inner = url.appendingPathComponent(component).path
-        if fm.fileExists(atPath: url.appendingPathComponent("model_index.json").path) {
-            guard fm.fileExists(atPath: inner) else {
-                throw ModelError.missingFile(path: inner, expected: "the pipeline's \(what) folder")
-            }
-            return inner
-        }
-        if fm.fileExists(atPath: url.appendingPathComponent("config.json").path) { return path }
-        if fm.fileExists(atPath: inner) { return inner }
-        throw ModelError.unknownLayout(path: path, reason:
-            "a folder without model_index.json (pipeline), config.json (\(what)) or \(component)/")
+        return location.folder
     }
 
-    static func configPath(_ folder: String) -> String {
-        URL(fileURLWithPath: folder).appendingPathComponent("config.json").path
-    }
+    static func configPath(_ folder: String) -> String { ComponentFolder.configPath(folder) }
 }
 
 /// A CLIP text encoder located on disk: its config and weights under the transformers 5 names.

@@ -18,27 +18,12 @@ public struct AutoencoderCheckpoint: Sendable {
     public static func open(_ path: String, config override: AutoencoderConfig? = nil) throws
         -> AutoencoderCheckpoint
     {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ModelError.missingFile(path: path, expected: "a VAE checkpoint file or folder")
-        }
-        if isDirectory.boolValue {
-            let url = URL(fileURLWithPath: path)
-            let vae = url.appendingPathComponent("vae").path
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("model_index.json").path) {
-                guard FileManager.default.fileExists(atPath: vae) else {
-                    throw ModelError.missingFile(path: vae, expected: "the pipeline's vae folder")
-                }
-                let inner = try openDiffusersFolder(vae, override: override)
-                return AutoencoderCheckpoint(path: path, layout: .diffusersPipeline, config: inner.config,
-                                             weights: inner.weights)
-            }
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path) {
-                return try openDiffusersFolder(path, override: override)
-            }
-            if FileManager.default.fileExists(atPath: vae) { return try open(vae, config: override) }
-            throw ModelError.unknownLayout(path: path, reason:
-                "a folder without model_index.json (pipeline), config.json (VAE) or a vae/ folder")
+        if let location = try ComponentFolder.locate(path, component: "vae", what: "VAE") {
+            let inner = try openDiffusersFolder(location.folder, override: override)
+            return location.inPipeline
+                ? AutoencoderCheckpoint(path: path, layout: .diffusersPipeline, config: inner.config,
+                                        weights: inner.weights)
+                : inner
         }
         let checkpoint = try SafetensorsCheckpoint(path: path)
         if let prefix = ldmPrefix(checkpoint) {

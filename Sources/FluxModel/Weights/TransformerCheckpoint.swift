@@ -23,27 +23,12 @@ public struct TransformerCheckpoint: Sendable {
     /// file or index, or a BFL single file. `config` overrides what the checkpoint says (a BFL file has no config; its
     /// shape is inferred from the tensors, and RoPE axes default to FLUX.1's (16, 56, 56) for head dim 128).
     public static func open(_ path: String, config override: FluxConfig? = nil) throws -> TransformerCheckpoint {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ModelError.missingFile(path: path, expected: "a FLUX checkpoint file or folder")
-        }
-        if isDirectory.boolValue {
-            let url = URL(fileURLWithPath: path)
-            let transformer = url.appendingPathComponent("transformer").path
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("model_index.json").path) {
-                guard FileManager.default.fileExists(atPath: transformer) else {
-                    throw ModelError.missingFile(path: transformer, expected: "the pipeline's transformer folder")
-                }
-                let inner = try openDiffusersFolder(transformer, override: override)
-                return TransformerCheckpoint(path: path, layout: .diffusersPipeline, config: inner.config,
-                                             weights: inner.weights)
-            }
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path) {
-                return try openDiffusersFolder(path, override: override)
-            }
-            if FileManager.default.fileExists(atPath: transformer) { return try open(transformer, config: override) }
-            throw ModelError.unknownLayout(path: path, reason:
-                "a folder without model_index.json (pipeline) or config.json (transformer)")
+        if let location = try ComponentFolder.locate(path, component: "transformer", what: "FLUX transformer") {
+            let inner = try openDiffusersFolder(location.folder, override: override)
+            return location.inPipeline
+                ? TransformerCheckpoint(path: path, layout: .diffusersPipeline, config: inner.config,
+                                        weights: inner.weights)
+                : inner
         }
         let checkpoint = try SafetensorsCheckpoint(path: path)
         if let prefix = bflPrefix(checkpoint) {
