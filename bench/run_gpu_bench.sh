@@ -40,3 +40,15 @@ print(f"fluxserve vs diffusers f32: {err(ours, f32):.3e}   fluxserve vs diffuser
       f"diffusers bf16 vs f32: {err(bf16, f32):.3e}")
 PY
 fi
+
+if [ -n "${STARTUP:-}" ]; then
+  echo "== first image from a full-size checkpoint in the page cache (random-dev pipeline folder, 1024², 28 steps)"
+  (cd tools/reference && python3 save_random_pipeline.py /tmp/rdpipe "$OLDPWD/models/demo") 2>&1 | grep -v Warning \
+    | tee "$out/startup-full.log"
+  du -sh /tmp/rdpipe | tee -a "$out/startup-full.log"
+  for run in 1 2; do
+    t0=$(date +%s.%N)
+    $bin generate "a red fox in snow" --model /tmp/rdpipe --device cuda -o /tmp/fox-$run.png --seed 1 2>&1 | grep -v "^denoise"
+    echo "run $run: $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s from process start to PNG"
+  done 2>&1 | tee -a "$out/startup-full.log"
+fi
