@@ -12,6 +12,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // HTTP service (FluxServer). Hummingbird without its default traits: no swift-configuration to build.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Tensor, DType, Backend protocol, errors, safetensors reader/writer.
@@ -24,10 +31,23 @@ let package = Package(
         .target(name: "FluxTokenizers", swiftSettings: optimised),
         // The networks, written once against `Backend`.
         .target(name: "FluxModel", dependencies: ["FluxCore", "FluxTokenizers"], swiftSettings: optimised),
+        // The HTTP service: routes, job store (SQLite), the worker that owns the model, metrics, auth, limits.
+        .target(
+            name: "FluxServer",
+            dependencies: [
+                "FluxCore", "FluxCPU", "FluxModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.embedInCode("openapi.yaml")]),
         .executableTarget(
             name: "fluxserve",
             dependencies: [
-                "FluxCore", "FluxCPU", "FluxCUDA", "FluxModel", "FluxTokenizers",
+                "FluxCore", "FluxCPU", "FluxCUDA", "FluxModel", "FluxTokenizers", "FluxServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimised),
@@ -36,5 +56,13 @@ let package = Package(
         .testTarget(name: "FluxCUDATests", dependencies: ["FluxCore", "FluxCPU", "FluxCUDA"]),
         .testTarget(name: "FluxTokenizersTests", dependencies: ["FluxTokenizers"]),
         .testTarget(name: "FluxModelTests", dependencies: ["FluxCore", "FluxCPU", "FluxModel"]),
+        .testTarget(
+            name: "FluxServerTests",
+            dependencies: [
+                "FluxCore", "FluxModel", "FluxServer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
     ]
 )

@@ -6,7 +6,8 @@ struct FluxServe: AsyncParsableCommand {
         commandName: "fluxserve",
         abstract: "FLUX.1 text-to-image engine and HTTP service.",
         version: fluxServeVersion,
-        subcommands: [Generate.self, Inspect.self, Eval.self, Bench.self, BenchCPU.self, Tokenize.self, Selftest.self, Warmup.self])
+        subcommands: [Generate.self, Serve.self, Inspect.self, Eval.self, Bench.self, BenchCPU.self, Tokenize.self,
+                      Selftest.self, Warmup.self])
 }
 
 /// The program's version, written into PNG metadata and `--version`.

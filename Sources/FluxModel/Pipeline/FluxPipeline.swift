@@ -34,6 +34,8 @@ public struct StepProgress: Sendable {
     public let elapsed: Double
     /// Whether First Block Cache skipped this step's remaining blocks.
     public let skipped: Bool
+    /// The packed latents after this step, (B, tokens, 4·latent channels), for previews; valid during the callback.
+    public let latents: Tensor?
 }
 
 /// What one generation produced.
@@ -116,19 +118,26 @@ public final class FluxPipeline: @unchecked Sendable {
 
     /// Seeded initial noise, packed: image i of the batch uses seed + i, so any image can be made again alone.
     public func initialLatents(_ geometry: LatentGeometry, batch: Int, seed: UInt64) throws -> Tensor {
+        try initialLatents(geometry, seeds: (0..<batch).map { seed &+ UInt64($0) })
+    }
+
+    /// Seeded initial noise, packed, one seed per image: a batch made of several requests (the server's batching)
+    /// gives each image the noise it would have alone.
+    public func initialLatents(_ geometry: LatentGeometry, seeds: [UInt64]) throws -> Tensor {
         let perImage = geometry.latentChannels * geometry.latentHeight * geometry.latentWidth
-        let values = (0..<batch).flatMap { i in
-            var noise = GaussianNoise(seed: seed &+ UInt64(i))
+        let values = seeds.flatMap { seed in
+            var noise = GaussianNoise(seed: seed)
             return noise.sample(perImage)
         }
-        let latents = try backend.tensor(values, shape: [batch, geometry.latentChannels, geometry.latentHeight,
+        let latents = try backend.tensor(values, shape: [seeds.count, geometry.latentChannels, geometry.latentHeight,
                                                          geometry.latentWidth])
         return try geometry.pack(latents, on: backend)
     }
 
     /// Runs the whole pipeline. `latents` (B, tokens, 4·latent channels) replaces the seeded noise when given.
+    /// An error thrown by `progress` stops the run after that step and is rethrown (how a caller cancels).
     public func generate(_ request: GenerationRequest, latents given: Tensor? = nil,
-                         progress: ((StepProgress) -> Void)? = nil) throws -> GenerationResult {
+                         progress: ((StepProgress) throws -> Void)? = nil) throws -> GenerationResult {
         try validate(request)
         let geometry = try self.geometry(width: request.width, height: request.height)
         let batch = request.batch
@@ -158,8 +167,8 @@ public final class FluxPipeline: @unchecked Sendable {
                                            timesteps: Array(repeating: schedule.modelTimestep(i), count: batch),
                                            guidance: guidance, pe: pe, cache: cache)
             latents = try schedule.step(i, sample: latents, velocity: velocity, on: backend)
-            progress?(StepProgress(step: i + 1, total: schedule.steps, elapsed: seconds(since: denoiseStart),
-                                   skipped: cache?.skippedSteps.last == i))
+            try progress?(StepProgress(step: i + 1, total: schedule.steps, elapsed: seconds(since: denoiseStart),
+                                       skipped: cache?.skippedSteps.last == i, latents: latents))
         }
         let denoiseTime = seconds(since: denoiseStart)
 

@@ -1,0 +1,62 @@
+import Foundation
+import Hummingbird
+import HummingbirdAuth
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// A built server: the Hummingbird application (routes, worker, sweeper) and the runtime it shares with them.
+public struct FluxServerApp: Sendable {
+    public let application: Application<RouterResponder<FluxRequestContext>>
+    public let runtime: ServerRuntime
+    /// Every route, as registered.
+    public let routes: [RouteEntry]
+
+    /// Runs until SIGTERM or SIGINT, then shuts down in order: drain (503 for new work, event streams closed, no new
+    /// batches), HTTP server (stops listening, finishes requests in flight), worker (finishes or re-queues the
+    /// running batch), store (checkpointed and closed).
+    public func run() async throws {
+        let group = ServiceGroup(configuration: .init(
+            services: [application, DrainOnShutdown(runtime: runtime)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: runtime.logger))
+        try await group.run()
+        try runtime.store.close()
+        runtime.logger.info("stopped")
+    }
+}
+
+/// Builds the application for `config` around `generator`: opens the store under `config.dataDirectory` (re-queueing
+/// what a previous process left), registers every route, and adds the worker and the expiry sweeper as services.
+public func buildApplication(config: ServerConfig, generator: any ImageGenerator, logger: Logger) async throws
+    -> FluxServerApp
+{
+    let runtime = try await ServerRuntime(config: config, generator: generator, logger: logger)
+    let keys = APIKeys(config.apiKeys)
+    if keys.isEmpty {
+        logger.warning("no API keys configured: every endpoint is open (set FLUXSERVE_API_KEYS or --api-key-file)")
+    }
+    let router = Router(context: FluxRequestContext.self)
+    // Identity first, so the request log knows it; it never throws.
+    router.add(middleware: BearerKeyAuthenticator(keys: keys))
+    router.add(middleware: RequestObserver(metrics: runtime.metrics))
+    let open = router.group()
+    let authenticated = router.group().add(middleware: RequireIdentityMiddleware())
+    let routes = RouteTable()
+    HealthAPI(runtime: runtime).register(open: open, authenticated: authenticated, routes: routes)
+    FilesAPI(runtime: runtime).register(open: open, routes: routes)
+    ImagesAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)
+    JobsAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)
+
+    let application = Application(
+        router: router,
+        configuration: .init(address: .hostname(config.host, port: config.port), serverName: "fluxserve"),
+        services: [Worker(runtime: runtime), Sweeper(runtime: runtime)],
+        onServerRunning: { channel in
+            logger.info("listening", metadata: [
+                "host": "\(config.host)", "port": "\(channel.localAddress?.port ?? config.port)",
+            ])
+        },
+        logger: logger)
+    return FluxServerApp(application: application, runtime: runtime, routes: routes.entries)
+}

@@ -1,0 +1,48 @@
+import Foundation
+
+/// One run of the model: one image per prompt/seed pair, all at one size and schedule.
+public struct ImageBatch: Sendable, Equatable {
+    /// One entry per image.
+    public var prompts: [String]
+    /// One entry per image.
+    public var seeds: [UInt64]
+    public var width: Int
+    public var height: Int
+    public var steps: Int
+    public var guidance: Float
+    public var cacheThreshold: Float
+}
+
+/// Progress after one denoising step of a batch.
+public struct BatchStep {
+    public let step: Int
+    public let total: Int
+    /// Seconds since denoising began.
+    public let elapsed: Double
+    /// A small RGB preview of image `index` at this step (rough, from the latents), if the generator can make one.
+    public let preview: (_ index: Int) throws -> (rgb: [UInt8], width: Int, height: Int)?
+}
+
+/// What a batch made: 8-bit RGB per image, rows top to bottom, and seconds per stage.
+public struct BatchOutput: Sendable {
+    public var images: [[UInt8]]
+    public var timings: [String: Double]
+
+    public init(images: [[UInt8]], timings: [String: Double]) {
+        (self.images, self.timings) = (images, timings)
+    }
+}
+
+/// The model behind the server. Every call comes from the one worker thread, in order: `load` once, then
+/// `generate` for each batch, so an implementation needs no locking and may keep thread-bound state (a CUDA context).
+public protocol ImageGenerator: AnyObject, Sendable {
+    /// Shown in `/readyz` and PNG metadata.
+    var modelName: String { get }
+    var defaults: ModelDefaults { get }
+    /// Loads the weights and warms the kernels; `/readyz` answers 200 after it returns.
+    func load() throws
+    /// Runs `batch`; an error thrown by `onStep` stops the run after that step and is rethrown.
+    func generate(_ batch: ImageBatch, onStep: (BatchStep) throws -> Void) throws -> BatchOutput
+    /// GPU memory in use and in total, in bytes, where there is a GPU.
+    func memoryInUse() -> (used: Int, total: Int)?
+}

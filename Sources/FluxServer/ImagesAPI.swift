@@ -1,0 +1,172 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// The body of `POST /v1/images/generations`: OpenAI's fields (those we cannot honour are accepted with the only
+/// value that fits, or ignored where they don't change the image: `model`, `quality`, `style`, `user`, …) plus ours.
+struct ImageGenerationRequest: StrictDecodable, Codable {
+    let prompt: String
+    let model: String?
+    let n: Int?
+    let size: String?
+    let responseFormat: String?
+    let outputFormat: String?
+    let quality: String?
+    let style: String?
+    let user: String?
+    let background: String?
+    let moderation: String?
+    let outputCompression: Int?
+    // Ours.
+    let seed: UInt64?
+    let steps: Int?
+    let guidance: Float?
+    let cacheThreshold: Float?
+
+    enum CodingKeys: String, CodingKey {
+        case prompt, model, n, size, responseFormat = "response_format", outputFormat = "output_format", quality
+        case style, user, background, moderation, outputCompression = "output_compression", seed, steps, guidance
+        case cacheThreshold = "cache_threshold"
+    }
+
+    static let fields: Set<String> = [
+        "prompt", "model", "n", "size", "response_format", "output_format", "quality", "style", "user", "background",
+        "moderation", "output_compression", "seed", "steps", "guidance", "cache_threshold",
+    ]
+
+    enum ResponseFormat: String {
+        case b64JSON = "b64_json", url
+    }
+
+    func responseFormatValue() throws -> ResponseFormat {
+        guard let value = responseFormat else { return .url }
+        guard let format = ResponseFormat(rawValue: value) else {
+            throw APIError.invalidValue("response_format", "response_format must be \"b64_json\" or \"url\"")
+        }
+        return format
+    }
+
+    func parameters(_ runtime: ServerRuntime) throws -> JobParameters {
+        if let outputFormat, outputFormat != "png" {
+            throw APIError.invalidValue("output_format", "only \"png\" is produced")
+        }
+        return try JobParameters.resolve(prompt: prompt, n: n, size: size, steps: steps, guidance: guidance,
+                                         seed: seed, cacheThreshold: cacheThreshold,
+                                         defaults: runtime.generator.defaults, limits: runtime.config.limits)
+    }
+}
+
+/// OpenAI's answer: `{"created": …, "data": [{"b64_json": …} | {"url": …}]}`.
+struct ImagesResponse: Encodable {
+    struct Image: Encodable {
+        let b64JSON: String?
+        let url: String?
+
+        enum CodingKeys: String, CodingKey {
+            case b64JSON = "b64_json", url
+        }
+    }
+
+    let created: Int
+    let data: [Image]
+}
+
+/// `POST /v1/images/generations` (OpenAI Images API): the request waits for its images. It goes through the same
+/// queue as jobs (so it batches with them and counts against the queue bound).
+struct ImagesAPI {
+    let runtime: ServerRuntime
+
+    static let jobIDHeader = HTTPField.Name("X-Job-Id")!
+
+    func register(authenticated: RouterGroup<FluxRequestContext>, routes: RouteTable) {
+        let runtime = self.runtime
+        routes.add(authenticated, .post, "/v1/images/generations", isPublic: false) { request, context in
+            let body = try await JSONBody.read(request, limit: runtime.config.maxBodyBytes)
+            let submitted = try JSONBody.decode(ImageGenerationRequest.self, from: body)
+            let format = try submitted.responseFormatValue()
+            let parameters = try submitted.parameters(runtime)
+            let owner = try context.requireIdentity().name
+            let job = try await generate(parameters, owner: owner, idempotencyKey: try JobsAPI.idempotencyKey(request),
+                                         fingerprint: try JobStore.json(submitted))
+            let base = baseURL(request, config: runtime.config)
+            var images: [ImagesResponse.Image] = []
+            for image in job.images {
+                switch format {
+                case .url:
+                    images.append(.init(b64JSON: nil, url: "\(base)/v1/files/\(image.file).png"))
+                case .b64JSON:
+                    guard let data = FileManager.default.contents(atPath: runtime.store.fileURL(image.file).path) else {
+                        throw APIError(.internalServerError, "result_missing", "a result file is missing")
+                    }
+                    images.append(.init(b64JSON: data.base64EncodedString(), url: nil))
+                }
+            }
+            return try jsonResponse(ImagesResponse(created: Int(Date().timeIntervalSince1970), data: images),
+                                    headers: [Self.jobIDHeader: job.id])
+        }
+    }
+
+    /// Queues a synchronous job and waits for it: the finished job, or an error (503 at shutdown, 504 past
+    /// `syncTimeout`, 500 if generation failed).
+    private func generate(_ parameters: JobParameters, owner: String, idempotencyKey: String?, fingerprint: String)
+        async throws -> JobRecord
+    {
+        let id = JobRecord.newID()
+        // Listen before the job exists, so its end cannot be missed.
+        var events = runtime.events.subscribe(id, untilFinished: true)
+        var job: JobRecord
+        switch try await runtime.submit(parameters, kind: .sync, owner: owner, idempotencyKey: idempotencyKey,
+                                        fingerprint: fingerprint, id: id) {
+        case .accepted(let accepted):
+            job = accepted
+        case .existing(let existing):
+            events = runtime.events.subscribe(existing.id, untilFinished: true)
+            job = try await runtime.store.job(existing.id) ?? existing
+        }
+        if !job.status.isTerminal {
+            let runtime = self.runtime, jobID = job.id, timeout = runtime.config.syncTimeout
+            let finished: JobRecord?
+            do {
+                finished = try await wait(for: jobID, events: events, timeout: timeout)
+            } catch let error as APIError where error.code == "timeout" {
+                _ = try? await runtime.cancel(jobID)
+                throw error
+            }
+            guard let finished else { throw APIError.shuttingDown }
+            job = finished
+        }
+        switch job.status {
+        case .succeeded:
+            return job
+        case .cancelled:
+            throw APIError(.conflict, "cancelled", "the request's job \(job.id) was cancelled")
+        case .failed where job.errorCode == "shutting_down" || job.errorCode == "interrupted":
+            throw APIError.shuttingDown
+        case .failed:
+            throw APIError(.internalServerError, job.errorCode ?? "generation_failed",
+                           "generation failed: \(job.errorMessage ?? "unknown error")")
+        case .queued, .running:
+            throw APIError.shuttingDown
+        }
+    }
+
+    /// The job once finished; nil if the server began shutting down first. Throws 504 after `timeout` seconds.
+    private func wait(for jobID: String, events: AsyncStream<JobEvent>, timeout: Double) async throws -> JobRecord? {
+        let store = runtime.store
+        return try await withThrowingTaskGroup(of: JobRecord?.self) { group in
+            group.addTask {
+                for await event in events {
+                    if case .finished(let done) = event { return done }
+                    if case .shutdown = event { return nil }
+                }
+                return try await store.job(jobID)
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(timeout))
+                throw APIError(.gatewayTimeout, "timeout", "no result within \(Int(timeout)) s; the job was cancelled")
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+
+/// The model's settings when a request leaves a field out.
+public struct ModelDefaults: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    public var steps: Int
+    public var guidance: Float
+
+    public init(width: Int, height: Int, steps: Int, guidance: Float) {
+        (self.width, self.height, self.steps, self.guidance) = (width, height, steps, guidance)
+    }
+}
+
+/// A job's settings once defaults are filled in and every field checked: what is stored and what the worker runs.
+/// The seed is always concrete (drawn at submission when the client gave none), so a re-run after a crash makes
+/// the same images.
+public struct JobParameters: Codable, Sendable, Equatable {
+    public var prompt: String
+    public var n: Int
+    public var width: Int
+    public var height: Int
+    public var steps: Int
+    public var guidance: Float
+    /// Image i uses seed + i.
+    public var seed: UInt64
+    public var cacheThreshold: Float
+
+    enum CodingKeys: String, CodingKey {
+        case prompt, n, width, height, steps, guidance, seed, cacheThreshold = "cache_threshold"
+    }
+
+    /// Jobs with equal keys can share one batch: the pipeline runs one size, one schedule, one guidance value and one
+    /// First Block Cache decision per batch.
+    struct BatchKey: Hashable {
+        let width: Int, height: Int, steps: Int, guidance: Float, cacheThreshold: Float
+    }
+
+    var batchKey: BatchKey {
+        BatchKey(width: width, height: height, steps: steps, guidance: guidance, cacheThreshold: cacheThreshold)
+    }
+
+    /// Checks the fields a request gave and fills in the rest. Values of the right type but outside the limits are
+    /// 422 `invalid_value` naming the field.
+    static func resolve(prompt: String, n: Int?, size: String?, steps: Int?, guidance: Float?, seed: UInt64?,
+                        cacheThreshold: Float?, defaults: ModelDefaults, limits: GenerationLimits) throws -> JobParameters
+    {
+        let trimmed = prompt.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw APIError.invalidValue("prompt", "prompt must not be empty") }
+        guard prompt.count <= limits.maxPromptCharacters else {
+            throw APIError.invalidValue("prompt", "prompt is \(prompt.count) characters; at most "
+                                        + "\(limits.maxPromptCharacters)")
+        }
+        let n = n ?? 1
+        guard (1...limits.maxImages).contains(n) else {
+            throw APIError.invalidValue("n", "n must be 1…\(limits.maxImages), got \(n)")
+        }
+        let (width, height) = try parseSize(size, defaults: defaults, limits: limits)
+        let steps = steps ?? defaults.steps
+        guard (1...limits.maxSteps).contains(steps) else {
+            throw APIError.invalidValue("steps", "steps must be 1…\(limits.maxSteps), got \(steps)")
+        }
+        let guidance = guidance ?? defaults.guidance
+        guard guidance.isFinite, guidance >= 0, guidance <= limits.maxGuidance else {
+            throw APIError.invalidValue("guidance", "guidance must be 0…\(limits.maxGuidance), got \(guidance)")
+        }
+        let threshold = cacheThreshold ?? 0
+        guard threshold.isFinite, threshold >= 0, threshold <= limits.maxCacheThreshold else {
+            throw APIError.invalidValue("cache_threshold",
+                                        "cache_threshold must be 0…\(limits.maxCacheThreshold), got \(threshold)")
+        }
+        // Seeds below 2^53 stay exact in JavaScript clients.
+        let seed = seed ?? UInt64.random(in: 0..<(1 << 53))
+        guard seed <= UInt64.max - UInt64(n) else {
+            throw APIError.invalidValue("seed", "seed + n must fit in 64 bits")
+        }
+        return JobParameters(prompt: prompt, n: n, width: width, height: height, steps: steps, guidance: guidance,
+                             seed: seed, cacheThreshold: threshold)
+    }
+
+    /// "WxH" (OpenAI's form, e.g. "1024x1024"), or "auto"/absent for the model's default size.
+    static func parseSize(_ size: String?, defaults: ModelDefaults, limits: GenerationLimits) throws -> (Int, Int) {
+        guard let size, size != "auto" else { return (defaults.width, defaults.height) }
+        let parts = size.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.count <= 6 && $0.allSatisfy(\.isASCIIDigit) }),
+              let width = Int(parts[0]), let height = Int(parts[1])
+        else {
+            throw APIError.invalidValue("size", "size must be \"WIDTHxHEIGHT\" (e.g. \"1024x1024\") or \"auto\", got "
+                                        + "\"\(size.prefix(40))\"")
+        }
+        for (name, side) in [("width", width), ("height", height)] {
+            guard side % 16 == 0 else {
+                throw APIError.invalidValue("size", "\(name) \(side) is not a multiple of 16")
+            }
+            guard (limits.minSide...limits.maxSide).contains(side) else {
+                throw APIError.invalidValue("size", "\(name) \(side) is outside \(limits.minSide)…\(limits.maxSide)")
+            }
+        }
+        return (width, height)
+    }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
+}

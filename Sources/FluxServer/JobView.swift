@@ -1,0 +1,94 @@
+import Foundation
+
+/// A job as the jobs API shows it.
+struct JobView: Encodable {
+    struct Parameters: Encodable {
+        let prompt: String
+        let n: Int
+        let size: String
+        let steps: Int
+        let guidance: Float
+        let seed: UInt64
+        let cacheThreshold: Float
+
+        enum CodingKeys: String, CodingKey {
+            case prompt, n, size, steps, guidance, seed, cacheThreshold = "cache_threshold"
+        }
+    }
+
+    struct Progress: Encodable {
+        let step: Int
+        let total: Int
+    }
+
+    struct Image: Encodable {
+        let url: String
+        let seed: UInt64
+    }
+
+    struct Result: Encodable {
+        let data: [Image]
+    }
+
+    struct Failure: Encodable {
+        let code: String
+        let message: String
+    }
+
+    struct Timings: Encodable {
+        let queueSeconds: Double?
+        let runSeconds: Double?
+        let encodeSeconds: Double?
+        let denoiseSeconds: Double?
+        let decodeSeconds: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case queueSeconds = "queue_seconds", runSeconds = "run_seconds", encodeSeconds = "encode_seconds"
+            case denoiseSeconds = "denoise_seconds", decodeSeconds = "decode_seconds"
+        }
+    }
+
+    let id: String
+    let object = "job"
+    let status: JobStatus
+    let created: Int
+    let parameters: Parameters
+    let progress: Progress
+    /// Jobs ahead of this one while it waits.
+    let queuePosition: Int?
+    let attempts: Int
+    let result: Result?
+    let timings: Timings
+    let error: Failure?
+
+    enum CodingKeys: String, CodingKey {
+        case id, object, status, created, parameters, progress, queuePosition = "queue_position", attempts, result
+        case timings, error
+    }
+
+    init(_ job: JobRecord, runtime: ServerRuntime, baseURL: String, queuePosition: Int? = nil) {
+        let p = job.parameters
+        id = job.id
+        status = job.status
+        created = Int(job.createdAt.timeIntervalSince1970)
+        parameters = Parameters(prompt: p.prompt, n: p.n, size: "\(p.width)x\(p.height)", steps: p.steps,
+                                guidance: p.guidance, seed: p.seed, cacheThreshold: p.cacheThreshold)
+        let step: Int
+        switch job.status {
+        case .succeeded: step = p.steps
+        case .queued: step = 0
+        default: step = runtime.events.progress(job.id)?.step ?? 0
+        }
+        progress = Progress(step: step, total: p.steps)
+        self.queuePosition = job.status == .queued ? queuePosition : nil
+        attempts = job.attempts
+        result = job.status == .succeeded
+            ? Result(data: job.images.map { Image(url: "\(baseURL)/v1/files/\($0.file).png", seed: $0.seed) }) : nil
+        let queued = job.startedAt.map { $0.timeIntervalSince(job.createdAt) }
+        let ran = job.startedAt.flatMap { start in job.finishedAt.map { $0.timeIntervalSince(start) } }
+        timings = Timings(queueSeconds: queued, runSeconds: ran, encodeSeconds: job.timings["encode"],
+                          denoiseSeconds: job.timings["denoise"], decodeSeconds: job.timings["decode"])
+        error = job.status == .failed || job.status == .cancelled
+            ? Failure(code: job.errorCode ?? job.status.rawValue, message: job.errorMessage ?? job.status.rawValue) : nil
+    }
+}

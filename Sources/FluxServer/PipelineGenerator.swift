@@ -1,0 +1,106 @@
+import FluxCore
+import FluxModel
+import Foundation
+
+/// The real model: a `FluxPipeline` on a backend made on the worker thread.
+public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
+    public let modelName: String
+    public let defaults: ModelDefaults
+    private let components: PipelineComponents
+    private let maxSequenceLength: Int
+    private let makeBackend: @Sendable () throws -> any Backend
+    private let memoryProbe: @Sendable (any Backend) -> (used: Int, total: Int)?
+    /// Set by `load`; touched only on the worker thread.
+    private var pipeline: FluxPipeline?
+
+    /// `makeBackend` runs on the worker thread (a CUDA context is current on the thread that creates it).
+    public init(modelName: String, components: PipelineComponents,
+                makeBackend: @escaping @Sendable () throws -> any Backend,
+                memoryProbe: @escaping @Sendable (any Backend) -> (used: Int, total: Int)? = { _ in nil }) throws {
+        let settings = try PipelineDefaults.of(components)
+        self.modelName = modelName
+        self.components = components
+        self.defaults = ModelDefaults(width: settings.width, height: settings.height, steps: settings.steps,
+                                      guidance: settings.guidance)
+        self.maxSequenceLength = settings.maxSequenceLength
+        self.makeBackend = makeBackend
+        self.memoryProbe = memoryProbe
+    }
+
+    /// Loads every component, then runs one step at the default size so kernels are compiled and buffers sized
+    /// before the first request.
+    public func load() throws {
+        let pipeline = try FluxPipeline(components, backend: try makeBackend())
+        let warm = GenerationRequest(prompts: ["warm-up"], width: defaults.width, height: defaults.height, steps: 1,
+                                     guidanceScale: defaults.guidance, seed: 0, maxSequenceLength: maxSequenceLength)
+        _ = try pipeline.generate(warm)
+        self.pipeline = pipeline
+    }
+
+    public func generate(_ batch: ImageBatch, onStep: (BatchStep) throws -> Void) throws -> BatchOutput {
+        guard let pipeline else { throw GeneratorError.notLoaded }
+        let request = GenerationRequest(
+            prompts: batch.prompts, width: batch.width, height: batch.height, steps: batch.steps,
+            guidanceScale: batch.guidance, seed: batch.seeds.first ?? 0, imagesPerPrompt: 1,
+            cacheThreshold: batch.cacheThreshold, maxSequenceLength: maxSequenceLength)
+        try pipeline.validate(request)
+        let geometry = try pipeline.geometry(width: batch.width, height: batch.height)
+        let noise = try pipeline.initialLatents(geometry, seeds: batch.seeds)
+        let backend = pipeline.backend
+        // The pipeline's progress closure is optional, hence escaping; it is only called during `generate`.
+        let result = try withoutActuallyEscaping(onStep) { onStep in
+            try pipeline.generate(request, latents: noise) { progress in
+                try onStep(BatchStep(step: progress.step, total: progress.total, elapsed: progress.elapsed) { index in
+                    guard let latents = progress.latents else { return nil }
+                    return try LatentPreview.rgb(try backend.download(latents), index: index, geometry: geometry)
+                })
+            }
+        }
+        return BatchOutput(images: (0..<batch.prompts.count).map { result.rgb($0) }, timings: result.timings)
+    }
+
+    public func memoryInUse() -> (used: Int, total: Int)? {
+        guard let pipeline else { return nil }
+        return memoryProbe(pipeline.backend)
+    }
+}
+
+public enum GeneratorError: Error, CustomStringConvertible {
+    case notLoaded
+
+    public var description: String { "the model is not loaded" }
+}
+
+/// A preview from packed latents without running the VAE: three groups of latent channels mapped to R, G and B,
+/// each stretched to 0…255 over the image. It shows composition emerging, not the final colours.
+enum LatentPreview {
+    /// `latents`: (B, tokens, 4·C) packed as `LatentGeometry.pack` does. Returns (h, w) RGB at latent resolution.
+    static func rgb(_ latents: HostTensor, index: Int, geometry: LatentGeometry) throws
+        -> (rgb: [UInt8], width: Int, height: Int)?
+    {
+        let (h, w, c) = (geometry.latentHeight, geometry.latentWidth, geometry.latentChannels)
+        let tokens = geometry.imageTokens, packed = geometry.packedChannels
+        guard latents.shape == [latents.shape.first ?? 0, tokens, packed], index < latents.shape[0], c >= 3 else {
+            return nil
+        }
+        let values = latents.floats(), base = index * tokens * packed
+        var planes = [[Float]](repeating: [Float](repeating: 0, count: h * w), count: 3)
+        for y in 0..<h {
+            for x in 0..<w {
+                let token = (y / 2) * (w / 2) + x / 2
+                for channel in 0..<c {
+                    // Packed channel order within a token: c, then row and column inside the 2×2 patch.
+                    let value = values[base + token * packed + channel * 4 + (y % 2) * 2 + x % 2]
+                    planes[channel * 3 / c][y * w + x] += value
+                }
+            }
+        }
+        var rgb = [UInt8](repeating: 0, count: h * w * 3)
+        for (p, plane) in planes.enumerated() {
+            let low = plane.min() ?? 0, high = plane.max() ?? 1
+            let scale = high > low ? 255 / (high - low) : 0
+            for i in 0..<(h * w) { rgb[i * 3 + p] = UInt8(max(0, min(255, (plane[i] - low) * scale))) }
+        }
+        return (rgb, w, h)
+    }
+}
