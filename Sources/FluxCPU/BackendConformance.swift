@@ -141,7 +141,7 @@ public enum BackendConformance {
     private static let copy: Float = 1e-6, pointwise: Float = 4e-3, accumulated: Float = 1e-2, attention: Float = 2e-2
 
     static let cases: [Case] = linearCases + attentionCases + normCases + pointwiseCases + layoutCases + imageCases
-        + ropeCases + rejectionCases
+        + ropeCases + fusedCases + rejectionCases
 
     private static let linearCases: [Case] = {
         var out: [Case] = []
@@ -194,6 +194,10 @@ public enum BackendConformance {
                              r.tensor([3, 77, 77])] },
              body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 0.125, bias: t[3],
                                                      causal: true)) }),
+        Case(op: "attention", detail: "q/kv[1,130,4,64] +bias[4,130,130] scale 1 (T5 shape)", threshold: attention,
+             inputs: { r in [r.tensor([1, 130, 4, 64], scale: 0.5), r.tensor([1, 130, 4, 64], scale: 0.5),
+                             r.tensor([1, 130, 4, 64]), r.tensor([4, 130, 130], scale: 4)] },
+             body: { b, t in .tensor(try b.attention(q: t[0], k: t[1], v: t[2], scale: 1, bias: t[3], causal: false)) }),
         Case(op: "attention", detail: "q/kv[1,150,2,128] (FLUX head dim)", threshold: attention,
              inputs: { r in [r.tensor([1, 150, 2, 128], scale: 2), r.tensor([1, 150, 2, 128], scale: 2),
                              r.tensor([1, 150, 2, 128])] },
@@ -339,6 +343,58 @@ public enum BackendConformance {
              body: { b, t in .tensor(try b.rope(t[0], cos: t[1], sin: t[2])) }),
     ]
 
+    /// The fused ops against their plain compositions on the reference.
+    private static let fusedCases: [Case] = {
+        /// Streams of (B, Sᵢ, 3·H·D) projections with scales near 1, and a cos/sin table over the joint length.
+        func attentionInputsCase(_ detail: String, batch: Int, lengths: [Int], heads: Int, dim: Int) -> Case {
+            Case(op: "attentionInputs", detail: detail, threshold: accumulated,
+                 inputs: { r in
+                     lengths.flatMap { [r.tensor([batch, $0, 3 * heads * dim], scale: 2), r.tensor([dim], offset: 1),
+                                        r.tensor([dim], offset: 1)] }
+                         + [r.tensor([lengths.reduce(0, +), dim / 2]), r.tensor([lengths.reduce(0, +), dim / 2])]
+                 },
+                 body: { b, t in
+                     let streams = lengths.indices.map { QKVProjection(qkv: t[3 * $0], queryScale: t[3 * $0 + 1],
+                                                                       keyScale: t[3 * $0 + 2]) }
+                     let out = try b.attentionInputs(streams, heads: heads, eps: 1e-6, cos: t[t.count - 2],
+                                                     sin: t[t.count - 1])
+                     return .tensor(try b.concat([out.q, out.k, out.v], axis: 0))
+                 })
+        }
+        func concatenatedLinearCase(_ detail: String, parts: [[Int]], n: Int, activation: Activation) -> Case {
+            let k = parts.reduce(0) { $0 + ($1.last ?? 0) }
+            return Case(op: "linear", detail: detail, threshold: accumulated,
+                        inputs: { r in parts.map { r.tensor($0) } + [r.tensor([n, k], scale: 0.3), r.tensor([n])] },
+                        body: { b, t in .tensor(try b.linear(concatenating: Array(t.dropLast(2)), weight: t[t.count - 2],
+                                                              bias: t[t.count - 1], activation: activation)) })
+        }
+        return [
+            // Not a Backend op: the optional `RandomFill` both backends offer. The same streams, up to a rare tie of
+            // the bf16 rounding (f64 libm differs by an ulp), hence the pointwise limit.
+            Case(op: "randomNormal", detail: "[3,1001] chunks of 64, mean 1 std 0.1", threshold: pointwise,
+                 inputs: { _ in [] },
+                 body: { b, _ in
+                     guard let fill = b as? any RandomFill else { throw TensorError.backend("no RandomFill") }
+                     return .tensor(try fill.randomNormal(shape: [3, 1001], seed: 0xF1A5, chunkLength: 64, mean: 1,
+                                                          std: 0.1))
+                 }),
+            attentionInputsCase("streams [2,3,90] [2,5,90], 3 heads × 10 (pairs)", batch: 2, lengths: [3, 5], heads: 3,
+                                dim: 10),
+            attentionInputsCase("stream [1,7,768], 2 heads × 128 (FLUX head dim)", batch: 1, lengths: [7], heads: 2,
+                                dim: 128),
+            attentionInputsCase("streams [1,4,144] [1,9,144], 3 heads × 16", batch: 1, lengths: [4, 9], heads: 3,
+                                dim: 16),
+            attentionInputsCase("streams [2,1,288] [2,6,288], 1 head × 96", batch: 2, lengths: [1, 6], heads: 1,
+                                dim: 96),
+            concatenatedLinearCase("concatenating [2,5,128] [2,5,256] w[9,384] +bias", parts: [[2, 5, 128], [2, 5, 256]],
+                                   n: 9, activation: .identity),
+            concatenatedLinearCase("concatenating [2,7,13] [2,7,6] [2,7,3] w[5,22] +bias",
+                                   parts: [[2, 7, 13], [2, 7, 6], [2, 7, 3]], n: 5, activation: .identity),
+            concatenatedLinearCase("concatenating [3,64] [3,200] w[33,264] +bias silu", parts: [[3, 64], [3, 200]],
+                                   n: 33, activation: .silu),
+        ]
+    }()
+
     private static let rejectionCases: [Case] = [
         Case(op: "linear", detail: "rejects x[3,4] with w[2,5]", threshold: 0, metric: .rejects,
              inputs: { r in [r.tensor([3, 4]), r.tensor([2, 5])] },
@@ -349,6 +405,19 @@ public enum BackendConformance {
         Case(op: "gatedAdd", detail: "rejects gate[2,4] for x[2,3,5]", threshold: 0, metric: .rejects,
              inputs: { r in [r.tensor([2, 3, 5]), r.tensor([2, 3, 5]), r.tensor([2, 4])] },
              body: { b, t in .tensor(try b.gatedAdd(t[0], t[1], gate: t[2])) }),
+        Case(op: "attentionInputs", detail: "rejects keyScale[8] for head dim 4", threshold: 0, metric: .rejects,
+             inputs: { r in [r.tensor([1, 3, 24]), r.tensor([4]), r.tensor([4]), r.tensor([1, 2, 24]), r.tensor([4]),
+                             r.tensor([8]), r.tensor([5, 2]), r.tensor([5, 2])] },
+             body: { b, t in
+                 let out = try b.attentionInputs([QKVProjection(qkv: t[0], queryScale: t[1], keyScale: t[2]),
+                                                  QKVProjection(qkv: t[3], queryScale: t[4], keyScale: t[5])],
+                                                 heads: 2, eps: 1e-6, cos: t[6], sin: t[7])
+                 return .tensor(out.q)
+             }),
+        Case(op: "linear", detail: "rejects concatenating [2,3,4] with [3,3,4]", threshold: 0, metric: .rejects,
+             inputs: { r in [r.tensor([2, 3, 4]), r.tensor([3, 3, 4]), r.tensor([5, 8])] },
+             body: { b, t in .tensor(try b.linear(concatenating: [t[0], t[1]], weight: t[2], bias: nil,
+                                                  activation: .identity)) }),
         Case(op: "conv2d", detail: "rejects w[4,2,3,3] for x[1,3,5,5]", threshold: 0, metric: .rejects,
              inputs: { r in [r.tensor([1, 3, 5, 5]), r.tensor([4, 2, 3, 3])] },
              body: { b, t in .tensor(try b.conv2d(t[0], weight: t[1], bias: nil, stride: 1, padding: .all(1))) }),

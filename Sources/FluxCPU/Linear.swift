@@ -26,3 +26,13 @@ extension CPUBackend {
         return out
     }
 }
+
+extension CPUBackend {
+    /// The concatenation, then one product.
+    public func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws
+        -> Tensor
+    {
+        _ = try FusedOpShapes.linearConcatenating(parts, weight: weight, bias: bias)
+        return try linear(try concat(parts, axis: -1), weight: weight, bias: bias, activation: activation)
+    }
+}

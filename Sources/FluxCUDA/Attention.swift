@@ -37,8 +37,9 @@ extension CUDABackend {
     static let maxAttentionHeadDim = 512
 
     /// Exact softmax attention. Without bias or causal mask (FLUX's joint attention) on cuDNN's fused flash attention
-    /// when it takes the shape; otherwise, and for T5's bias and CLIP's causal mask, the kernel of `attention.cu`
-    /// (online softmax, f32 math).
+    /// when it takes the shape; otherwise (T5's bias, CLIP's causal mask) as two cuBLASLt batched products around
+    /// `softmax.cu` when the scores are small enough to hold (`scoresByteLimit`); else, or when neither library
+    /// runs, the kernel of `attention.cu` (online softmax, f32 math).
     public func attention(q: Tensor, k: Tensor, v: Tensor, scale: Float, bias: Tensor?, causal: Bool) throws -> Tensor {
         let op = "attention"
         try expect(q.rank == 4, op, "q", q.shape, "(B, Sq, H, D)")
@@ -67,6 +68,12 @@ extension CUDABackend {
                                        workspace: workspace.pointer)
                 return out
             }
+            if options.attention == .automatic, dim % 8 == 0,
+               try attentionByProducts(q: qp, k: kp, v: vp, bias: bp, y: y, batch: batch, sq: sq, sk: sk,
+                                       heads: heads, dim: dim, scale: scale, causal: causal)
+            {
+                return out
+            }
             let paddedRow = 4 * ((dim + 3) / 4) + 2, evenDim = 2 * ((dim + 1) / 2)
             let sharedBytes = 2 * (2 * 32 * paddedRow + 16 * evenDim)
             try launch("attention", dim <= 256 ? "attention_bf16" : "attention_wide_bf16", grid: ((sq + 15) / 16, heads, batch), block: (128, 1, 1),
@@ -75,5 +82,51 @@ extension CUDABackend {
                         .int(heads), .int(dim), .float(scale), .int(causal ? 1 : 0)])
             return out
         }
+    }
+}
+
+extension CUDABackend {
+    /// Most bytes of f32 scores plus bf16 probabilities `attentionByProducts` holds at once (one batch element).
+    static let scoresByteLimit = 1 << 30
+
+    /// Attention as `S = q·kᵀ` (cuBLASLt, f32, a strided batch over the heads), `P = softmax(scale·S + bias)`
+    /// (`softmax.cu`, bf16), `y = P·v` (cuBLASLt), one batch element at a time. Returns false, having done nothing,
+    /// when cuBLASLt is missing or rejects a shape, or the scores would pass `scoresByteLimit`.
+    ///
+    /// In cuBLASLt's column-major terms, for head h (its rows in q, k, v, y are H·D apart, heads D apart):
+    /// - scores, stored (Sq, ld) row-major = column-major (ld × Sq): `Sᵀ = k_h · q_hᵀ`, m = Sk, n = Sq, k = D,
+    ///   A = k_h as the column-major (D × Sk) matrix of ld H·D transposed, B = q_h (D × Sq, ld H·D);
+    /// - output `yᵀ = v_hᵀ · Pᵀ`: m = D, n = Sq, k = Sk, A = v_h (D × Sk, ld H·D), B = P_h (Sk × Sq, ld ld),
+    ///   D = y_h (D × Sq, ld H·D).
+    func attentionByProducts(q: CUdeviceptr, k: CUdeviceptr, v: CUdeviceptr, bias: CUdeviceptr, y: CUdeviceptr,
+                             batch: Int, sq: Int, sk: Int, heads: Int, dim: Int, scale: Float, causal: Bool) throws
+        -> Bool
+    {
+        guard let engine = matmul else { return false }
+        let ld = (sk + 7) / 8 * 8, rowStride = heads * dim
+        guard heads * sq * ld * 6 <= CUDABackend.scoresByteLimit else { return false }
+        // Pointers move by b·S·H·D and h·D elements, and by one head's scores: the alignment all of them keep.
+        let alignment = [dim * 2, sq * rowStride * 2, sk * rowStride * 2, sq * ld * 2].map(byteAlignment).min() ?? 2
+        let scoresShape = CuBLASLt.Shape(m: sk, n: sq, k: dim, transA: true, lda: rowStride, ldb: rowStride, ldd: ld,
+                                         epilogue: .none, outputF32: true, batch: heads, strideA: dim, strideB: dim,
+                                         strideD: sq * ld, alignment: alignment)
+        let outputShape = CuBLASLt.Shape(m: dim, n: sq, k: sk, transA: false, lda: rowStride, ldb: ld, ldd: rowStride,
+                                         epilogue: .none, batch: heads, strideA: dim, strideB: sq * ld, strideD: dim,
+                                         alignment: alignment)
+        guard let scoresPlan = try engine.plan(scoresShape), let outputPlan = try engine.plan(outputShape) else {
+            return false
+        }
+        let scores = try allocator.allocate(heads * sq * ld * 4)
+        let probabilities = try allocator.allocate(heads * sq * ld * 2)
+        for b in 0..<batch {
+            let (qb, kb) = (q + CUdeviceptr(b * sq * rowStride * 2), k + CUdeviceptr(b * sk * rowStride * 2))
+            let (vb, yb) = (v + CUdeviceptr(b * sk * rowStride * 2), y + CUdeviceptr(b * sq * rowStride * 2))
+            try engine.run(scoresPlan, a: kb, b: qb, bias: nil, d: scores.pointer, stream: stream)
+            try launch("softmax", "softmax_scores_bf16", grid: ((heads * sq + 7) / 8, 1, 1), block: (256, 1, 1),
+                       [.pointer(scores.pointer), .pointer(bias), .pointer(probabilities.pointer), .int(heads),
+                        .int(sq), .int(sk), .int(ld), .float(scale), .int(causal ? 1 : 0)])
+            try engine.run(outputPlan, a: vb, b: probabilities.pointer, bias: nil, d: yb, stream: stream)
+        }
+        return true
     }
 }

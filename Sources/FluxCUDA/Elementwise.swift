@@ -6,7 +6,7 @@ extension CUDABackend {
             let xp = try pointer(x, "activation")
             let (out, y) = try empty(x.shape, "activation")
             let act = Activation.allCases.firstIndex(of: kind) ?? 0
-            try launchElements("elementwise", "activation_bf16", count: x.count,
+            try launchElements("elementwise", "activation_bf16", count: vectorCount(x.count),
                                [.pointer(xp), .pointer(y), .long(x.count), .int(act)])
             return out
         }
@@ -27,19 +27,23 @@ extension CUDABackend {
         return try locked {
             let rp = try pointer(residual, op), xp = try pointer(x, op), gp = try pointer(gate, op)
             let (out, y) = try empty(residual.shape, op)
-            try launchElements("elementwise", "gated_add_bf16", count: residual.count,
+            try launchElements("elementwise", "gated_add_bf16",
+                               count: dim % 8 == 0 ? vectorCount(residual.count) : residual.count,
                                [.pointer(rp), .pointer(xp), .pointer(gp), .pointer(y), .long(residual.count),
                                 .int(seq), .int(dim)])
             return out
         }
     }
 
+    /// Threads a kernel of `elementwise.cu` needs for `n` elements: one per 8-element vector, and the tail.
+    func vectorCount(_ n: Int) -> Int { (n + 7) / 8 }
+
     private func binary(_ a: Tensor, _ b: Tensor, _ op: String, kernel: String) throws -> Tensor {
         try expect(a.shape == b.shape, op, "b", b.shape, "\(a.shape)")
         return try locked {
             let ap = try pointer(a, op), bp = try pointer(b, op)
             let (out, y) = try empty(a.shape, op)
-            try launchElements("elementwise", kernel, count: a.count,
+            try launchElements("elementwise", kernel, count: vectorCount(a.count),
                                [.pointer(ap), .pointer(bp), .pointer(y), .long(a.count)])
             return out
         }
@@ -51,7 +55,7 @@ extension CUDABackend {
         try locked {
             let xp = try pointer(x, "scaleShift")
             let (out, y) = try empty(x.shape, "scaleShift")
-            try launchElements("elementwise", "scale_shift_bf16", count: x.count,
+            try launchElements("elementwise", "scale_shift_bf16", count: vectorCount(x.count),
                                [.pointer(xp), .pointer(y), .long(x.count), .float(scale), .float(shift)])
             return out
         }
@@ -63,7 +67,7 @@ extension CUDABackend {
         return try locked {
             let ap = try pointer(a, op), bp = try pointer(b, op)
             let (out, y) = try empty(a.shape, op)
-            try launchElements("elementwise", "add_scaled_bf16", count: a.count,
+            try launchElements("elementwise", "add_scaled_bf16", count: vectorCount(a.count),
                                [.pointer(ap), .pointer(bp), .pointer(y), .long(a.count), .float(scale)])
             return out
         }

@@ -69,6 +69,31 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     return total;
 }
 
+// Eight bf16 in one 16-byte word, for vectorised loads and stores (`((const uint4*)p)[i]`). Every tensor starts at an
+// allocation (256-byte aligned), so element offsets that are multiples of 8 are 16-byte aligned.
+__device__ __forceinline__ void unpack8(uint4 w, float* f) {
+    f[0] = __uint_as_float(w.x << 16); f[1] = __uint_as_float(w.x & 0xffff0000u);
+    f[2] = __uint_as_float(w.y << 16); f[3] = __uint_as_float(w.y & 0xffff0000u);
+    f[4] = __uint_as_float(w.z << 16); f[5] = __uint_as_float(w.z & 0xffff0000u);
+    f[6] = __uint_as_float(w.w << 16); f[7] = __uint_as_float(w.w & 0xffff0000u);
+}
+
+__device__ __forceinline__ unsigned int pack2(float lo, float hi) {
+    return (unsigned int)f32_to_bf16(lo) | ((unsigned int)f32_to_bf16(hi) << 16);
+}
+
+__device__ __forceinline__ uint4 pack8(const float* f) {
+    uint4 w;
+    w.x = pack2(f[0], f[1]); w.y = pack2(f[2], f[3]); w.z = pack2(f[4], f[5]); w.w = pack2(f[6], f[7]);
+    return w;
+}
+
+// Four bf16 in one 8-byte word.
+__device__ __forceinline__ void unpack4(uint2 w, float* f) {
+    f[0] = __uint_as_float(w.x << 16); f[1] = __uint_as_float(w.x & 0xffff0000u);
+    f[2] = __uint_as_float(w.y << 16); f[3] = __uint_as_float(w.y & 0xffff0000u);
+}
+
 """#),
     ]
 
@@ -212,6 +237,116 @@ extern "C" __global__ void __launch_bounds__(128) attention_wide_bf16(
 }
 
 """#),
+        ("attention_inputs", #"""
+// attention_inputs.cu — FLUX attention inputs from one stream's fused q/k/v projection, in one pass
+// (the split into heads, QKNorm, RoPE and the join of the streams, which would otherwise be ten passes).
+//
+//   qkv (B, S, 3·H·D) bf16. Token t = (b, s), component c (0 q, 1 k, 2 v), head h: x = qkv[b, s, (c·H + h)·D ..][D]
+//   q, k:  n_d = x_d / √(Σ_d x_d² / D + eps) · scale_c[d]            per-head RMSNorm (BFL QKNorm), f32
+//          (y_2i, y_2i+1) = (n_2i·cos − n_2i+1·sin, n_2i+1·cos + n_2i·sin),  cos, sin = table[s0 + s, i]   RoPE
+//   v:     y = x
+//   y goes to out_c[b, s0 + s, h, :] (out_c (B, S_total, H, D)): the stream's place in the joint sequence, s0 the
+//   length of the streams before it. Rounded to bf16 once.
+//
+// Launch: rows r < B·S·3·H in the order (b, s, c, h) of qkv memory. A group of G lanes per row (32/G rows per warp),
+// 256 threads per block, grid ⌈rows / (8·32/G)⌉. Lanes take chunks of V elements: V = 8 (16-byte accesses, the
+// attention_inputs_x8 entry, D % 8 == 0) or V = 2 (one rotary pair, attention_inputs_x2, any even D); chunk j = lane
+// in group, + G, ... < D/V, G = D/V when that is a power of two ≤ 32, else 32. Sum of squares: xor shuffles over the
+// group (every lane takes part, rows past the end included, so the full-warp mask holds); the row is read twice,
+// the second time from L1.
+#include "common.cuh"
+
+template <int V> __device__ __forceinline__ void load_chunk(const bf16* p, float* f) {
+    if (V == 8) {
+        unpack8(*(const uint4*)p, f);
+    } else {
+        const unsigned int w = *(const unsigned int*)p;
+        f[0] = __uint_as_float(w << 16);
+        f[1] = __uint_as_float(w & 0xffff0000u);
+    }
+}
+
+template <int V> __device__ __forceinline__ void load_half(const bf16* p, float* f) {
+    if (V == 8) unpack4(*(const uint2*)p, f);
+    else f[0] = bf16_to_f32(p[0]);
+}
+
+template <int V> __device__ __forceinline__ void store_chunk(bf16* p, const float* f) {
+    if (V == 8) *(uint4*)p = pack8(f);
+    else *(unsigned int*)p = pack2(f[0], f[1]);
+}
+
+template <int V>
+__device__ __forceinline__ void attention_inputs_body(
+    const bf16* __restrict__ qkv, const bf16* __restrict__ query_scale, const bf16* __restrict__ key_scale,
+    const bf16* __restrict__ cosines, const bf16* __restrict__ sines, bf16* __restrict__ q, bf16* __restrict__ k,
+    bf16* __restrict__ v, long long rows, int seq, int total, int s0, int heads, int dim, int group, float eps) {
+    const int lane = threadIdx.x & 31, sub = lane & (group - 1);
+    const long long warp = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
+    const long long row = warp * (32 / group) + lane / group;
+    const bool active = row < rows;
+    const long long r = active ? row : 0;
+    const int h = (int)(r % heads), c = (int)((r / heads) % 3);
+    const long long token = r / (3LL * heads), b = token / seq;
+    const int s = (int)(token - b * seq);
+    const bf16* in = qkv + ((token * 3 + c) * heads + h) * (long long)dim;
+    const int chunks = dim / V;
+
+    float squares = 0.0f;
+    for (int j = sub; j < chunks; j += group) {
+        float f[V];
+        load_chunk<V>(in + j * V, f);
+#pragma unroll
+        for (int e = 0; e < V; e++) squares += f[e] * f[e];
+    }
+    for (int o = group >> 1; o > 0; o >>= 1) squares += __shfl_xor_sync(0xffffffffu, squares, o);
+    if (!active) return;
+
+    const long long out_offset = ((b * total + s0 + s) * heads + h) * (long long)dim;
+    if (c == 2) {
+        for (int j = sub; j < chunks; j += group) {
+            if (V == 8) *(uint4*)(v + out_offset + j * V) = *(const uint4*)(in + j * V);
+            else *(unsigned int*)(v + out_offset + j * V) = *(const unsigned int*)(in + j * V);
+        }
+        return;
+    }
+    const float inv = rsqrtf(squares / dim + eps);
+    const bf16* scale = c == 0 ? query_scale : key_scale;
+    bf16* out = (c == 0 ? q : k) + out_offset;
+    const long long table_row = (long long)(s0 + s) * (dim / 2);
+    for (int j = sub; j < chunks; j += group) {
+        float f[V], w[V], cs[V / 2], sn[V / 2], y[V];
+        load_chunk<V>(in + j * V, f);
+        load_chunk<V>(scale + j * V, w);
+        load_half<V>(cosines + table_row + j * (V / 2), cs);
+        load_half<V>(sines + table_row + j * (V / 2), sn);
+#pragma unroll
+        for (int p = 0; p < V / 2; p++) {
+            const float re = f[2 * p] * inv * w[2 * p], im = f[2 * p + 1] * inv * w[2 * p + 1];
+            y[2 * p] = re * cs[p] - im * sn[p];
+            y[2 * p + 1] = im * cs[p] + re * sn[p];
+        }
+        store_chunk<V>(out + j * V, y);
+    }
+}
+
+extern "C" __global__ void attention_inputs_x8_bf16(
+    const bf16* __restrict__ qkv, const bf16* __restrict__ query_scale, const bf16* __restrict__ key_scale,
+    const bf16* __restrict__ cosines, const bf16* __restrict__ sines, bf16* __restrict__ q, bf16* __restrict__ k,
+    bf16* __restrict__ v, long long rows, int seq, int total, int s0, int heads, int dim, int group, float eps) {
+    attention_inputs_body<8>(qkv, query_scale, key_scale, cosines, sines, q, k, v, rows, seq, total, s0, heads, dim,
+                             group, eps);
+}
+
+extern "C" __global__ void attention_inputs_x2_bf16(
+    const bf16* __restrict__ qkv, const bf16* __restrict__ query_scale, const bf16* __restrict__ key_scale,
+    const bf16* __restrict__ cosines, const bf16* __restrict__ sines, bf16* __restrict__ q, bf16* __restrict__ k,
+    bf16* __restrict__ v, long long rows, int seq, int total, int s0, int heads, int dim, int group, float eps) {
+    attention_inputs_body<2>(qkv, query_scale, key_scale, cosines, sines, q, k, v, rows, seq, total, s0, heads, dim,
+                             group, eps);
+}
+
+"""#),
         ("elementwise", #"""
 // elementwise.cu — pointwise ops over bf16 tensors, f32 math.
 //
@@ -226,31 +361,87 @@ extern "C" __global__ void __launch_bounds__(128) attention_wide_bf16(
 //                     f32), so bias and activation round once: linear (inner 1, count N) for activations cuBLASLt
 //                     cannot fuse, conv2d (inner H·W, count Cout) for the channel bias. bias may be null.
 //
-// Layout: dense row-major; all indices 64-bit. Launch: 1-D grid-stride loops, 256 threads per block, grid capped by the
-// launcher (a few waves of the SMs); n may be any size, including odd and 0 (the launcher skips empty tensors).
+// Layout: dense row-major; all indices 64-bit. Accesses are 16 bytes wide (8 bf16, `uint4`; tensors start 256-byte
+// aligned) over the first ⌊n/8⌋·8 elements, then one element at a time for the rest; gated_add and
+// bias_activation_f32 take the wide path only when a group of 8 shares its gate row / bias rule (D % 8 == 0; inner
+// % 8 == 0, or inner = 1 with count % 8 == 0), else go element by element. Launch: 1-D grid-stride loops, 256
+// threads per block, grid capped by the launcher (a few waves of the SMs); n may be any size, including odd and 0
+// (the launcher skips empty tensors).
 #include "common.cuh"
 
+#define GRID_STRIDE(i, n) \
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
+
+// The wide loop over vectors v < n/8 (body sees `v`), then the element loop over the tail (body sees `i`).
+#define VECTORS(n) const long long vectors = (n) >> 3, tail_start = vectors << 3;
+
 extern "C" __global__ void activation_bf16(const bf16* __restrict__ x, bf16* __restrict__ y, long long n, int kind) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    VECTORS(n)
+    GRID_STRIDE(v, vectors) {
+        float f[8];
+        unpack8(((const uint4*)x)[v], f);
+#pragma unroll
+        for (int e = 0; e < 8; e++) f[e] = activate(f[e], kind);
+        ((uint4*)y)[v] = pack8(f);
+    }
+    GRID_STRIDE(t, n - tail_start) {
+        const long long i = tail_start + t;
         y[i] = f32_to_bf16(activate(bf16_to_f32(x[i]), kind));
+    }
 }
 
 extern "C" __global__ void add_bf16(const bf16* __restrict__ a, const bf16* __restrict__ b, bf16* __restrict__ y,
                                     long long n) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    VECTORS(n)
+    GRID_STRIDE(v, vectors) {
+        float fa[8], fb[8];
+        unpack8(((const uint4*)a)[v], fa);
+        unpack8(((const uint4*)b)[v], fb);
+#pragma unroll
+        for (int e = 0; e < 8; e++) fa[e] += fb[e];
+        ((uint4*)y)[v] = pack8(fa);
+    }
+    GRID_STRIDE(t, n - tail_start) {
+        const long long i = tail_start + t;
         y[i] = f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(b[i]));
+    }
 }
 
 extern "C" __global__ void multiply_bf16(const bf16* __restrict__ a, const bf16* __restrict__ b, bf16* __restrict__ y,
                                          long long n) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    VECTORS(n)
+    GRID_STRIDE(v, vectors) {
+        float fa[8], fb[8];
+        unpack8(((const uint4*)a)[v], fa);
+        unpack8(((const uint4*)b)[v], fb);
+#pragma unroll
+        for (int e = 0; e < 8; e++) fa[e] *= fb[e];
+        ((uint4*)y)[v] = pack8(fa);
+    }
+    GRID_STRIDE(t, n - tail_start) {
+        const long long i = tail_start + t;
         y[i] = f32_to_bf16(bf16_to_f32(a[i]) * bf16_to_f32(b[i]));
+    }
 }
 
 extern "C" __global__ void gated_add_bf16(const bf16* __restrict__ res, const bf16* __restrict__ x,
                                           const bf16* __restrict__ gate, bf16* __restrict__ y, long long n, int seq,
                                           int dim) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    if ((dim & 7) == 0) {  // n is a multiple of 8 and a vector never crosses a row
+        GRID_STRIDE(v, n >> 3) {
+            const long long e0 = v << 3, row = e0 / dim;
+            const long long g = (row / seq) * dim + (e0 - row * dim);
+            float fr[8], fx[8], fg[8];
+            unpack8(((const uint4*)res)[v], fr);
+            unpack8(((const uint4*)x)[v], fx);
+            unpack8(*(const uint4*)(gate + g), fg);
+#pragma unroll
+            for (int e = 0; e < 8; e++) fr[e] += fg[e] * fx[e];
+            ((uint4*)y)[v] = pack8(fr);
+        }
+        return;
+    }
+    GRID_STRIDE(i, n) {
         const long long row = i / dim;
         const int j = (int)(i - row * dim);
         const long long b = row / seq;
@@ -260,7 +451,7 @@ extern "C" __global__ void gated_add_bf16(const bf16* __restrict__ res, const bf
 
 extern "C" __global__ void bias_activation_bf16(bf16* __restrict__ y, const bf16* __restrict__ bias, long long n,
                                                 int cols, int kind) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    GRID_STRIDE(i, n) {
         float v = bf16_to_f32(y[i]);
         if (bias) v += bf16_to_f32(bias[i % cols]);
         y[i] = f32_to_bf16(activate(v, kind));
@@ -269,20 +460,63 @@ extern "C" __global__ void bias_activation_bf16(bf16* __restrict__ y, const bf16
 
 extern "C" __global__ void scale_shift_bf16(const bf16* __restrict__ x, bf16* __restrict__ y, long long n, float scale,
                                             float shift) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    VECTORS(n)
+    GRID_STRIDE(v, vectors) {
+        float f[8];
+        unpack8(((const uint4*)x)[v], f);
+#pragma unroll
+        for (int e = 0; e < 8; e++) f[e] = fmaf(f[e], scale, shift);
+        ((uint4*)y)[v] = pack8(f);
+    }
+    GRID_STRIDE(t, n - tail_start) {
+        const long long i = tail_start + t;
         y[i] = f32_to_bf16(fmaf(bf16_to_f32(x[i]), scale, shift));
+    }
 }
 
 extern "C" __global__ void add_scaled_bf16(const bf16* __restrict__ a, const bf16* __restrict__ b,
                                            bf16* __restrict__ y, long long n, float scale) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+    VECTORS(n)
+    GRID_STRIDE(v, vectors) {
+        float fa[8], fb[8];
+        unpack8(((const uint4*)a)[v], fa);
+        unpack8(((const uint4*)b)[v], fb);
+#pragma unroll
+        for (int e = 0; e < 8; e++) fa[e] = fmaf(scale, fb[e], fa[e]);
+        ((uint4*)y)[v] = pack8(fa);
+    }
+    GRID_STRIDE(t, n - tail_start) {
+        const long long i = tail_start + t;
         y[i] = f32_to_bf16(fmaf(scale, bf16_to_f32(b[i]), bf16_to_f32(a[i])));
+    }
 }
 
 extern "C" __global__ void bias_activation_f32_bf16(const float* __restrict__ x, const bf16* __restrict__ bias,
                                                     bf16* __restrict__ y, long long n, long long inner, int count,
                                                     int kind) {
-    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    const bool channel_runs = inner % 8 == 0, row_bias = inner == 1 && count % 8 == 0;
+    if ((n & 7) == 0 && (!bias || channel_runs || row_bias)) {
+        GRID_STRIDE(v, n >> 3) {
+            const long long e0 = v << 3;
+            const float4 lo = ((const float4*)x)[2 * v], hi = ((const float4*)x)[2 * v + 1];
+            float f[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+            if (bias && channel_runs) {
+                const float b = bf16_to_f32(bias[(e0 / inner) % count]);
+#pragma unroll
+                for (int e = 0; e < 8; e++) f[e] += b;
+            } else if (bias) {
+                float b[8];
+                unpack8(*(const uint4*)(bias + e0 % count), b);
+#pragma unroll
+                for (int e = 0; e < 8; e++) f[e] += b[e];
+            }
+#pragma unroll
+            for (int e = 0; e < 8; e++) f[e] = activate(f[e], kind);
+            ((uint4*)y)[v] = pack8(f);
+        }
+        return;
+    }
+    GRID_STRIDE(i, n) {
         float v = x[i];
         if (bias) v += bf16_to_f32(bias[(i / inner) % count]);
         y[i] = f32_to_bf16(activate(v, kind));
@@ -453,6 +687,7 @@ extern "C" __global__ void upsample_nearest_bf16(const bf16* __restrict__ x, bf1
 //     slice along axis a:  outer as above, width = count · inner, src_pitch = x[a] · inner,
 //                          src_offset = start · inner, dst_pitch = width
 //
+//     When width, pitches and offsets are all multiples of 8, 16 bytes are copied at a time.
 //   permute: y[o] = x[Σ_a coord_a(o) · stride_a],  coord_a the coordinates of output index o in the output shape,
 //            stride_a the input stride of the input axis that output axis a comes from (torch.permute, copied).
 //            Shapes of rank ≤ 8 passed by value in PermuteShape; reads gather, writes are coalesced.
@@ -464,6 +699,15 @@ extern "C" __global__ void upsample_nearest_bf16(const bf16* __restrict__ x, bf1
 extern "C" __global__ void copy_rows_bf16(const bf16* __restrict__ src, bf16* __restrict__ dst, long long outer,
                                           long long width, long long src_pitch, long long src_offset,
                                           long long dst_pitch, long long dst_offset) {
+    if (((width | src_pitch | src_offset | dst_pitch | dst_offset) & 7) == 0) {  // 16-byte copies
+        const long long w8 = width >> 3, n8 = outer * w8;
+        for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n8;
+             i += (long long)gridDim.x * blockDim.x) {
+            const long long o = i / w8, c = i - o * w8;
+            *(uint4*)(dst + o * dst_pitch + dst_offset + 8 * c) = *(const uint4*)(src + o * src_pitch + src_offset + 8 * c);
+        }
+        return;
+    }
     const long long n = outer * width;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
         const long long o = i / width, c = i - o * width;
@@ -510,9 +754,86 @@ extern "C" __global__ void embedding_bf16(const bf16* __restrict__ table, const 
 //     y = y · (1 + scale[b, j]) + shift[b, j],  b = row / seq     shift, scale (B, D): AdaLN modulation
 //
 // x, y: rows × D, row-major. Launch: one warp per row, 8 warps (256 threads) per block, grid ⌈rows / 8⌉ (x) — rows may
-// be any count, D any size (each lane strides over the row). Three passes over the row (mean, variance, write); the
-// second and third hit L1/L2. Variance is Σ(x − mean)², not E[x²] − mean², so large means do not cancel.
+// be any count. Variance is Σ(x − mean)², not E[x²] − mean², so large means do not cancel.
+//   norm_rows_x8_bf16, D % 8 == 0 and D ≤ 4096 (FLUX 3072, T5 4096, CLIP 768): lane l holds vectors l, l + 32, ...
+//     of 8 bf16 (16-byte loads, at most 16 per lane) in registers: one read of the row, one write; weight, bias,
+//     shift and scale read 8 at a time.
+//   norm_rows_bf16, any D: each lane strides over the row element by element, three passes (mean, variance, write),
+//     the second and third from L1/L2.
 #include "common.cuh"
+
+#define NORM_CACHE 16   // vectors of 8 per lane: D ≤ 32 · 8 · 16 = 4096
+
+extern "C" __global__ void norm_rows_x8_bf16(const bf16* __restrict__ x, bf16* __restrict__ y, long long rows,
+                                             int dim, float eps, int mode, const bf16* __restrict__ weight,
+                                             const bf16* __restrict__ bias, const bf16* __restrict__ shift,
+                                             const bf16* __restrict__ scale, int seq) {
+    const int lane = threadIdx.x & 31;
+    const long long row = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= rows) return;
+    const uint4* in = (const uint4*)(x + row * dim);
+    uint4* out = (uint4*)(y + row * dim);
+    const int vectors = dim >> 3;
+
+    uint4 cache[NORM_CACHE];
+    float s = 0.0f;
+#pragma unroll
+    for (int c = 0; c < NORM_CACHE; c++) {
+        const int j = lane + 32 * c;
+        if (j < vectors) {
+            cache[c] = in[j];
+            float f[8];
+            unpack8(cache[c], f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) s += f[e];
+        }
+    }
+    const float mean = mode == 0 ? warp_sum(s) / dim : 0.0f;
+    float squares = 0.0f;
+#pragma unroll
+    for (int c = 0; c < NORM_CACHE; c++) {
+        if (lane + 32 * c < vectors) {
+            float f[8];
+            unpack8(cache[c], f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) squares += (f[e] - mean) * (f[e] - mean);
+        }
+    }
+    const float inv = rsqrtf(warp_sum(squares) / dim + eps);
+
+    const long long modulation = (seq > 0 ? row / seq : 0) * dim;
+#pragma unroll
+    for (int c = 0; c < NORM_CACHE; c++) {
+        const int j = lane + 32 * c;
+        if (j < vectors) {
+            float f[8], p[8];
+            unpack8(cache[c], f);
+#pragma unroll
+            for (int e = 0; e < 8; e++) f[e] = (f[e] - mean) * inv;
+            if (weight) {
+                unpack8(((const uint4*)weight)[j], p);
+#pragma unroll
+                for (int e = 0; e < 8; e++) f[e] *= p[e];
+            }
+            if (bias) {
+                unpack8(((const uint4*)bias)[j], p);
+#pragma unroll
+                for (int e = 0; e < 8; e++) f[e] += p[e];
+            }
+            if (scale) {
+                unpack8(*(const uint4*)(scale + modulation + 8 * j), p);
+#pragma unroll
+                for (int e = 0; e < 8; e++) f[e] *= 1.0f + p[e];
+            }
+            if (shift) {
+                unpack8(*(const uint4*)(shift + modulation + 8 * j), p);
+#pragma unroll
+                for (int e = 0; e < 8; e++) f[e] += p[e];
+            }
+            out[j] = pack8(f);
+        }
+    }
+}
 
 extern "C" __global__ void norm_rows_bf16(const bf16* __restrict__ x, bf16* __restrict__ y, long long rows, int dim,
                                           float eps, int mode, const bf16* __restrict__ weight,
@@ -545,6 +866,48 @@ extern "C" __global__ void norm_rows_bf16(const bf16* __restrict__ x, bf16* __re
         if (scale) v *= 1.0f + bf16_to_f32(scale[b * dim + j]);
         if (shift) v += bf16_to_f32(shift[b * dim + j]);
         out[j] = f32_to_bf16(v);
+    }
+}
+
+"""#),
+        ("random", #"""
+// random.cu — seeded normal random values written as bf16 (benchmark weights drawn on the device). The same numbers
+// as the host's GaussianNoise (FluxModel Latents.swift) run chunk by chunk, as RandomWeights draws them:
+//
+//   element i: chunk c = i / chunk_length, k = i mod chunk_length (chunk_length even), pair p = k / 2
+//   chunk stream: state_n = seed + c·γ + n·γ (n ≥ 1, γ = 0x9E3779B97F4A7C15, wrapping), draw_n = mix(state_n)
+//                 (SplitMix64: z ^= z >> 30, z *= 0xBF58476D1CE4E5B9, z ^= z >> 27, z *= 0x94D049BB133111EB, z ^= z >> 31)
+//   u1 = (draw_{2p+1} >> 11 + 1) / 2^53, u2 = (draw_{2p+2} >> 11 + 1) / 2^53        uniforms in (0, 1], f64
+//   z  = √(−2 ln u1) · (k even ? cos(2π·u2) : sin(2π·u2))                            Box–Muller, f64, then f32
+//   y[i] = bf16(mean + std · z)     f32 multiply then add, each rounded (no fused multiply-add, as the host)
+//
+// Launch: 1-D grid-stride loop over pairs P < ⌈n / 2⌉ (elements 2P and 2P + 1 share their draws), 256 threads per
+// block. f64 log/sin/cos differ from the host's libm by an ulp or so, which survives the rounding to bf16 only in
+// rare ties.
+#include "common.cuh"
+
+__device__ __forceinline__ unsigned long long splitmix(unsigned long long z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+extern "C" __global__ void random_normal_bf16(bf16* __restrict__ y, long long n, unsigned long long seed,
+                                              long long chunk_length, float mean, float std) {
+    const unsigned long long gamma = 0x9E3779B97F4A7C15ull;
+    const long long pairs = (n + 1) / 2;
+    for (long long pair = blockIdx.x * (long long)blockDim.x + threadIdx.x; pair < pairs;
+         pair += (long long)gridDim.x * blockDim.x) {
+        const long long i = 2 * pair, c = i / chunk_length, p = (i - c * chunk_length) / 2;
+        const unsigned long long start = seed + (unsigned long long)c * gamma;
+        const unsigned long long d1 = splitmix(start + (unsigned long long)(2 * p + 1) * gamma);
+        const unsigned long long d2 = splitmix(start + (unsigned long long)(2 * p + 2) * gamma);
+        const double u1 = ((double)(d1 >> 11) + 1.0) / 9007199254740992.0;
+        const double u2 = ((double)(d2 >> 11) + 1.0) / 9007199254740992.0;
+        const double radius = sqrt(-2.0 * log(u1)), angle = (2.0 * 3.141592653589793) * u2;
+        const float z0 = (float)(radius * cos(angle)), z1 = (float)(radius * sin(angle));
+        y[i] = f32_to_bf16(__fadd_rn(mean, __fmul_rn(std, z0)));
+        if (i + 1 < n) y[i + 1] = f32_to_bf16(__fadd_rn(mean, __fmul_rn(std, z1)));
     }
 }
 
@@ -596,6 +959,47 @@ extern "C" __global__ void rope_bf16(const bf16* __restrict__ x, const bf16* __r
         const float re = bf16_to_f32(x[2 * p]), im = bf16_to_f32(x[2 * p + 1]);
         y[2 * p] = f32_to_bf16(re * c - im * sn);
         y[2 * p + 1] = f32_to_bf16(im * c + re * sn);
+    }
+}
+
+"""#),
+        ("softmax", #"""
+// softmax.cu — the middle step of attention run as two batched matrix products (T5's biased attention, CLIP's
+// causal mask): cuBLASLt writes the raw scores s = q·kᵀ in f32, this kernel turns them into probabilities in bf16,
+// and cuBLASLt multiplies those by v.
+//
+//   p[h, i, j] = exp(t_ij − max_j t) / Σ_j exp(t_ij − max_j t),   t_ij = scale · s[h, i, j] + bias[h, i, j]
+//   with t_ij = −∞ for j > i when causal; bias (H, Sq, Sk) bf16 optional (null). A row with no finite t (only
+//   through a −∞ bias) comes out as 0, as in attention.cu.
+//
+// s (H, Sq, ld) f32 and p (H, Sq, ld) bf16, rows padded to ld ≥ Sk (a multiple of 8, so every row of p starts
+// 16-byte aligned for cuBLASLt); columns Sk..<ld are not written. Launch: one warp per row (h, i), 8 rows per 256-thread
+// block, grid ⌈H·Sq / 8⌉. Three passes over the row (max, sum, write), the second and third from L1.
+#include "common.cuh"
+
+extern "C" __global__ void softmax_scores_bf16(const float* __restrict__ s, const bf16* __restrict__ bias,
+                                               bf16* __restrict__ p, int heads, int sq, int sk, int ld, float scale,
+                                               int causal) {
+    const int lane = threadIdx.x & 31;
+    const long long row = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= (long long)heads * sq) return;
+    const int i = (int)(row % sq);
+    const float* in = s + row * ld;
+    const bf16* b = bias ? bias + row * sk : nullptr;   // (h·Sq + i)·Sk: row-major (H, Sq, Sk)
+    bf16* out = p + row * ld;
+    const int last = causal ? min(sk, i + 1) : sk;     // keys j < last take part
+
+    float m = NEG_INF;
+    for (int j = lane; j < last; j += 32) m = fmaxf(m, scale * in[j] + (b ? bf16_to_f32(b[j]) : 0.0f));
+    m = warp_max(m);
+    float sum = 0.0f;
+    if (m != NEG_INF)
+        for (int j = lane; j < last; j += 32) sum += expf(scale * in[j] + (b ? bf16_to_f32(b[j]) : 0.0f) - m);
+    sum = warp_sum(sum);
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    for (int j = lane; j < sk; j += 32) {
+        const float t = j < last ? scale * in[j] + (b ? bf16_to_f32(b[j]) : 0.0f) : NEG_INF;
+        out[j] = f32_to_bf16(m == NEG_INF || t == NEG_INF ? 0.0f : expf(t - m) * inv);
     }
 }
 

@@ -18,9 +18,9 @@ final class MatmulEngine: @unchecked Sendable {
     }
 
     func run(_ plan: CuBLASLt.Plan, a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr?, d: CUdeviceptr,
-             stream: CUhandle) throws
+             beta: Float = 0, stream: CUhandle) throws
     {
-        try blas.matmul(plan, handle: handle, a: a, b: b, bias: bias, d: d, workspace: workspace.pointer,
+        try blas.matmul(plan, handle: handle, a: a, b: b, bias: bias, d: d, beta: beta, workspace: workspace.pointer,
                         workspaceSize: MatmulEngine.workspaceBytes, stream: stream)
     }
 
@@ -93,6 +93,48 @@ extension CUDABackend {
 }
 
 extension CUDABackend {
+    /// `linear` over the concatenation of `parts` along the last axis, as one cuBLASLt product per part into the same
+    /// output: the first with the bias epilogue, the rest accumulating with β = 1 (each part's block of weight
+    /// columns is read in place, leading dimension ΣKᵢ). The output is bf16 between the products, so a partial sum
+    /// is rounded once more than by one product. Other activations, no cuBLASLt, or a shape it rejects: the
+    /// concatenation and one `linear`.
+    public func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws
+        -> Tensor
+    {
+        let op = "linear"
+        let (leading, widths) = try FusedOpShapes.linearConcatenating(parts, weight: weight, bias: bias)
+        let (n, k) = (weight.shape[0], weight.shape[1]), m = leading.reduce(1, *)
+        func concatenated() throws -> Tensor {
+            try linear(try concat(parts, axis: -1), weight: weight, bias: bias, activation: activation)
+        }
+        guard parts.count > 1, activation == .identity, let engine = matmul, m > 0, n > 0, widths.allSatisfy({ $0 > 0 })
+        else { return try concatenated() }
+        var offsets: [Int] = [], offset = 0
+        for w in widths { offsets.append(offset); offset += w }
+        let plans = try locked {
+            try widths.enumerated().map { i, width -> CuBLASLt.Plan? in
+                // Part i's weight columns start offsets[i]·2 bytes into the weight.
+                try engine.plan(CuBLASLt.Shape(m: n, n: m, k: width, transA: true, lda: k, ldb: width, ldd: n,
+                                               epilogue: i == 0 && bias != nil ? .bias : .none,
+                                               alignment: byteAlignment(offsets[i] * 2)))
+            }
+        }
+        guard plans.allSatisfy({ $0 != nil }) else { return try concatenated() }
+        return try locked {
+            let wp = try pointer(weight, op), bp = try optionalPointer(bias, op)
+            let sources = try parts.map { try pointer($0, op) }
+            let (out, y) = try empty(leading + [n], op)
+            for (i, plan) in plans.enumerated() {
+                guard let plan else { continue }
+                try engine.run(plan, a: wp + CUdeviceptr(offsets[i] * 2), b: sources[i],
+                               bias: i == 0 && bias != nil ? bp : nil, d: y, beta: i == 0 ? 0 : 1, stream: stream)
+            }
+            return out
+        }
+    }
+}
+
+extension CUDABackend {
     /// The strided fallback GEMM of `gemm.cu`: `y[m·sym + n·syn] = act(Σ a[m·sam + k·sak]·b[n·sbn + k·sbk] + bias)`,
     /// bias indexed by m (`biasPerRow`) or by n.
     func gemmKernel(a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, k: Int,
@@ -104,3 +146,7 @@ extension CUDABackend {
                     .int(biasPerRow ? 0 : 1), .int(activation)])
     }
 }
+
+/// The alignment of a pointer `bytes` into a device allocation: the largest power of two dividing it, at most 256
+/// (allocations are 256-byte aligned).
+func byteAlignment(_ bytes: Int) -> Int { bytes == 0 ? 256 : min(256, bytes & -bytes) }

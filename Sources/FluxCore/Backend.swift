@@ -32,6 +32,11 @@ public protocol Backend: AnyObject, Sendable {
     /// `x (..., K) · weightᵀ + bias`, then `activation`. weight (N, K) as stored by PyTorch `Linear`, bias (N).
     /// Result (..., N).
     func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor
+    /// `linear(concat(parts, axis: -1), weight:, bias:, activation:)` without materialising the concatenation:
+    /// parts (..., Kᵢ) of equal leading shape, weight (N, ΣKᵢ), bias (N) → (..., N). FLUX's single block runs
+    /// `linear2` over [attention; gelu(mlp)] this way. A backend may sum the parts' products in storage precision
+    /// (the GPU accumulates bf16 partial sums when `activation` is identity: one more rounding of a partial).
+    func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor
 
     /// Scaled dot-product attention per head. q (B, Sq, H, D), k and v (B, Sk, H, D) → (B, Sq, H, D).
     /// `softmax(q·kᵀ·scale + bias (+ causal mask)) · v`; bias (H, Sq, Sk) is shared over the batch (T5's relative
@@ -92,9 +97,40 @@ public protocol Backend: AnyObject, Sendable {
 
     // MARK: Position
 
+    /// FLUX attention inputs from fused projections, in one pass per stream (BFL `SelfAttention`'s
+    /// `rearrange(qkv, "B L (K H D) -> K B H L D")`, `QKNorm`, then `apply_rope`, with the streams concatenated).
+    /// Stream i: `qkv` (B, Sᵢ, 3·H·D) holds q, k and v as consecutive blocks of H·D channels, head h at h·D in each.
+    /// q and k get the per-head RMSNorm `x / √(mean(x²) + eps) · scale` (queryScale, keyScale (D)), then the rotary
+    /// embedding of `rope` at their joint position; v is copied. Streams are joined along the sequence in order
+    /// (FLUX: text, then image), so stream i lands at positions S₀ + … + Sᵢ₋₁. cos and sin (ΣSᵢ, D/2); D even.
+    /// Returns q, k, v, each (B, ΣSᵢ, H, D).
+    func attentionInputs(_ streams: [QKVProjection], heads: Int, eps: Float, cos: Tensor, sin: Tensor) throws
+        -> AttentionHeads
+
     /// Rotary embedding on interleaved pairs (FLUX/diffusers `use_real_unbind_dim=-1`): for pair i of each head,
     /// `(x₂ᵢ, x₂ᵢ₊₁) ← (x₂ᵢ cosᵢ − x₂ᵢ₊₁ sinᵢ, x₂ᵢ₊₁ cosᵢ + x₂ᵢ sinᵢ)`. x (B, S, H, D), cos and sin (S, D/2).
     func rope(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor
+}
+
+/// One stream's input to `Backend.attentionInputs`: its fused q/k/v projection (B, S, 3·H·D) and the RMSNorm
+/// scales (D) of its queries and keys.
+public struct QKVProjection: Sendable {
+    public var qkv: Tensor
+    public var queryScale: Tensor
+    public var keyScale: Tensor
+
+    public init(qkv: Tensor, queryScale: Tensor, keyScale: Tensor) {
+        (self.qkv, self.queryScale, self.keyScale) = (qkv, queryScale, keyScale)
+    }
+}
+
+/// Query, key and value heads for `Backend.attention`, each (B, S, H, D).
+public struct AttentionHeads: Sendable {
+    public var q: Tensor
+    public var k: Tensor
+    public var v: Tensor
+
+    public init(q: Tensor, k: Tensor, v: Tensor) { (self.q, self.k, self.v) = (q, k, v) }
 }
 
 /// Zero padding on each side of an image, in pixels.
@@ -139,5 +175,69 @@ extension Backend {
         }
         let size = x.shape[a] / parts
         return try (0..<parts).map { try slice(x, axis: a, start: $0 * size, count: size) }
+    }
+}
+
+/// Operand checks of the fused ops, shared by every backend so that a bad call fails with the same words everywhere.
+public enum FusedOpShapes {
+    /// `linear(concatenating:)`: parts (..., Kᵢ) with one leading shape, weight (N, ΣKᵢ), bias (N).
+    /// Returns the leading shape and each part's width.
+    public static func linearConcatenating(_ parts: [Tensor], weight: Tensor, bias: Tensor?) throws
+        -> (leading: [Int], widths: [Int])
+    {
+        let op = "linear"
+        guard let first = parts.first, first.rank >= 1 else {
+            throw TensorError.shapeMismatch(op: op, operand: "parts", shape: parts.first?.shape ?? [],
+                                            expected: "at least one tensor of rank ≥ 1")
+        }
+        let leading = Array(first.shape.dropLast())
+        for (i, p) in parts.enumerated() where p.rank != first.rank || Array(p.shape.dropLast()) != leading {
+            throw TensorError.shapeMismatch(op: op, operand: "parts[\(i)]", shape: p.shape,
+                                            expected: "(\(leading.map(String.init).joined(separator: ", ")), K)")
+        }
+        let widths = parts.map { $0.dim(-1) }, k = widths.reduce(0, +)
+        guard weight.rank == 2, weight.shape[1] == k else {
+            throw TensorError.shapeMismatch(op: op, operand: "weight", shape: weight.shape, expected: "(N, \(k))")
+        }
+        if let bias, bias.shape != [weight.shape[0]] {
+            throw TensorError.shapeMismatch(op: op, operand: "bias", shape: bias.shape,
+                                            expected: "[\(weight.shape[0])]")
+        }
+        return (leading, widths)
+    }
+
+    /// `attentionInputs`: returns batch, head dim and each stream's length.
+    public static func attentionInputs(_ streams: [QKVProjection], heads: Int, cos: Tensor, sin: Tensor) throws
+        -> (batch: Int, headDim: Int, lengths: [Int])
+    {
+        let op = "attentionInputs"
+        guard let first = streams.first, heads > 0 else {
+            throw TensorError.shapeMismatch(op: op, operand: "streams", shape: [streams.count, heads],
+                                            expected: "at least one stream and one head")
+        }
+        guard first.qkv.rank == 3, first.qkv.shape[2] % (6 * heads) == 0, first.qkv.shape[2] > 0 else {
+            throw TensorError.shapeMismatch(op: op, operand: "streams[0].qkv", shape: first.qkv.shape,
+                                            expected: "(B, S, 3·\(heads)·D) with D even")
+        }
+        let batch = first.qkv.shape[0], headDim = first.qkv.shape[2] / (3 * heads)
+        for (i, s) in streams.enumerated() {
+            guard s.qkv.rank == 3, s.qkv.shape[0] == batch, s.qkv.shape[2] == 3 * heads * headDim else {
+                throw TensorError.shapeMismatch(op: op, operand: "streams[\(i)].qkv", shape: s.qkv.shape,
+                                                expected: "(\(batch), S, \(3 * heads * headDim))")
+            }
+            guard s.queryScale.shape == [headDim] else {
+                throw TensorError.shapeMismatch(op: op, operand: "streams[\(i)].queryScale", shape: s.queryScale.shape,
+                                                expected: "[\(headDim)]")
+            }
+            guard s.keyScale.shape == [headDim] else {
+                throw TensorError.shapeMismatch(op: op, operand: "streams[\(i)].keyScale", shape: s.keyScale.shape,
+                                                expected: "[\(headDim)]")
+            }
+        }
+        let lengths = streams.map { $0.qkv.shape[1] }, total = lengths.reduce(0, +)
+        for (name, t) in [("cos", cos), ("sin", sin)] where t.shape != [total, headDim / 2] {
+            throw TensorError.shapeMismatch(op: op, operand: name, shape: t.shape, expected: "[\(total), \(headDim / 2)]")
+        }
+        return (batch, headDim, lengths)
     }
 }

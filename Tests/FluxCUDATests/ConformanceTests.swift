@@ -99,4 +99,12 @@ final class OffByOneAdd: Backend, @unchecked Sendable {
     }
     func upsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor { try cpu.upsampleNearest(x, factor: factor) }
     func rope(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor { try cpu.rope(x, cos: cos, sin: sin) }
+    func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
+        try cpu.linear(concatenating: parts, weight: weight, bias: bias, activation: activation)
+    }
+    func attentionInputs(_ streams: [QKVProjection], heads: Int, eps: Float, cos: Tensor, sin: Tensor) throws
+        -> AttentionHeads
+    {
+        try cpu.attentionInputs(streams, heads: heads, eps: eps, cos: cos, sin: sin)
+    }
 }

@@ -1,7 +1,8 @@
 import FluxCore
 
 /// cuBLASLt (`libcublasLt.so.13`), loaded with `dlopen`: bf16 matrix products with f32 accumulation and a fused
-/// bias / GELU-bias epilogue. Only what `linear` needs is wrapped.
+/// bias / GELU-bias epilogue, strided batches and accumulation into the output (β = 1). Only what `linear` and
+/// `attention` need is wrapped.
 final class CuBLASLt: @unchecked Sendable {
     typealias Status = Int32
     typealias Handle = OpaquePointer
@@ -26,6 +27,10 @@ final class CuBLASLt: @unchecked Sendable {
     private static let descBiasPointer: Int32 = 8      // CUBLASLT_MATMUL_DESC_BIAS_POINTER
     private static let descBiasDataType: Int32 = 26    // CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE
     private static let prefMaxWorkspace: Int32 = 1     // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
+    /// CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_{A,B,C,D}_BYTES (uint32, default 256).
+    private static let prefMinAlignment: [Int32] = [5, 6, 7, 8]
+    private static let layoutBatchCount: Int32 = 5     // CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT (int32)
+    private static let layoutBatchStride: Int32 = 6    // CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET (int64, elements)
     /// sizeof(cublasLtMatmulHeuristicResult_t): algo (64 bytes), workspaceSize, state, wavesCount, reserved[4].
     private static let heuristicResultSize = 96
 
@@ -40,6 +45,7 @@ final class CuBLASLt: @unchecked Sendable {
     private let cublasLtMatmulDescSetAttribute: @convention(c) (Handle?, Int32, UnsafeRawPointer, Int) -> Status
     private let cublasLtMatrixLayoutCreate: @convention(c) (OutHandle, Int32, UInt64, UInt64, Int64) -> Status
     private let cublasLtMatrixLayoutDestroy: @convention(c) (Handle?) -> Status
+    private let cublasLtMatrixLayoutSetAttribute: @convention(c) (Handle?, Int32, UnsafeRawPointer, Int) -> Status
     private let cublasLtMatmulPreferenceCreate: @convention(c) (OutHandle) -> Status
     private let cublasLtMatmulPreferenceSetAttribute: @convention(c) (Handle?, Int32, UnsafeRawPointer, Int) -> Status
     private let cublasLtMatmulPreferenceDestroy: @convention(c) (Handle?) -> Status
@@ -65,6 +71,7 @@ final class CuBLASLt: @unchecked Sendable {
         cublasLtMatmulDescSetAttribute = try lib.function("cublasLtMatmulDescSetAttribute")
         cublasLtMatrixLayoutCreate = try lib.function("cublasLtMatrixLayoutCreate")
         cublasLtMatrixLayoutDestroy = try lib.function("cublasLtMatrixLayoutDestroy")
+        cublasLtMatrixLayoutSetAttribute = try lib.function("cublasLtMatrixLayoutSetAttribute")
         cublasLtMatmulPreferenceCreate = try lib.function("cublasLtMatmulPreferenceCreate")
         cublasLtMatmulPreferenceSetAttribute = try lib.function("cublasLtMatmulPreferenceSetAttribute")
         cublasLtMatmulPreferenceDestroy = try lib.function("cublasLtMatmulPreferenceDestroy")
@@ -94,6 +101,7 @@ final class CuBLASLt: @unchecked Sendable {
     ///   A = W stored as Wᵀ (K × N, ld K), B = Xᵀ (K × M, ld K). The bias runs along D's rows (N), as the epilogue wants.
     /// - `conv2d` out (Cout, P) = Wc (Cout, K) · cols (K, P): D = outᵀ (P × Cout, ld P) = colsᵀ · Wcᵀ, so m = P,
     ///   n = Cout, A = colsᵀ (P × K, ld P) untransposed, B = Wcᵀ (K × Cout, ld K).
+    /// - `attention` with a bias (T5): per head, scores and then P·V as strided batches over the heads (see there).
     struct Shape: Hashable {
         var m: Int, n: Int, k: Int
         var transA: Bool
@@ -101,6 +109,11 @@ final class CuBLASLt: @unchecked Sendable {
         var epilogue: Epilogue
         /// D (and C) in f32 instead of bf16, for a caller that adds bias or activation before rounding once.
         var outputF32 = false
+        /// Strided batch: `batch` products, matrix i of A, B, D at i · stride elements from the first.
+        var batch = 1
+        var strideA = 0, strideB = 0, strideD = 0
+        /// Byte alignment every A, B, C, D pointer (and batch offset) is known to have (256 unless told).
+        var alignment = 256
     }
 
     /// Descriptors and the chosen algorithm for one `Shape`, made once and reused.
@@ -131,11 +144,28 @@ final class CuBLASLt: @unchecked Sendable {
             try lt.check(lt.cublasLtMatrixLayoutCreate(&d, s.outputF32 ? CuBLASLt.typeF32 : CuBLASLt.typeBF16,
                                                        UInt64(s.m), UInt64(s.n), Int64(s.ldd)),
                          "cublasLtMatrixLayoutCreate(D)")
+            if s.batch > 1 {
+                var count = Int32(s.batch)
+                for (layout, stride) in [(a, s.strideA), (b, s.strideB), (d, s.strideD)] {
+                    var offset = Int64(stride)
+                    try lt.check(lt.cublasLtMatrixLayoutSetAttribute(layout, CuBLASLt.layoutBatchCount, &count, 4),
+                                 "set BATCH_COUNT")
+                    try lt.check(lt.cublasLtMatrixLayoutSetAttribute(layout, CuBLASLt.layoutBatchStride, &offset, 8),
+                                 "set STRIDED_BATCH_OFFSET")
+                }
+            }
             try lt.check(lt.cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate")
             defer { _ = lt.cublasLtMatmulPreferenceDestroy(pref) }
             var limit = UInt64(workspaceLimit)
             try lt.check(lt.cublasLtMatmulPreferenceSetAttribute(pref, CuBLASLt.prefMaxWorkspace, &limit, 8),
                          "set MAX_WORKSPACE_BYTES")
+            if s.alignment < 256 {
+                var alignment = UInt32(s.alignment)
+                for attribute in CuBLASLt.prefMinAlignment {
+                    try lt.check(lt.cublasLtMatmulPreferenceSetAttribute(pref, attribute, &alignment, 4),
+                                 "set MIN_ALIGNMENT")
+                }
+            }
             let result = UnsafeMutableRawPointer.allocate(byteCount: CuBLASLt.heuristicResultSize, alignment: 16)
             defer { result.deallocate() }
             var found: Int32 = 0
@@ -162,15 +192,15 @@ final class CuBLASLt: @unchecked Sendable {
         }
     }
 
-    /// Runs a plan: `D = op(A)·B (+ bias, epilogue)` on `stream`.
+    /// Runs a plan: `D = op(A)·B + β·D (+ bias, epilogue)` on `stream` (β = 1 accumulates into D in place).
     func matmul(_ plan: Plan, handle: Handle, a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr?, d: CUdeviceptr,
-                workspace: CUdeviceptr, workspaceSize: Int, stream: CUhandle?) throws
+                beta: Float = 0, workspace: CUdeviceptr, workspaceSize: Int, stream: CUhandle?) throws
     {
         if var pointer = bias {
             try check(cublasLtMatmulDescSetAttribute(plan.desc, CuBLASLt.descBiasPointer, &pointer, 8),
                       "set BIAS_POINTER")
         }
-        var alpha: Float = 1, beta: Float = 0
+        var alpha: Float = 1, beta = beta
         try check(cublasLtMatmul(handle, plan.desc, &alpha, a, plan.a, b, plan.b, &beta, d, plan.d, d, plan.d,
                                  plan.algo, workspace, workspaceSize, stream), "cublasLtMatmul")
     }

@@ -61,3 +61,28 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     __syncthreads();
     return total;
 }
+
+// Eight bf16 in one 16-byte word, for vectorised loads and stores (`((const uint4*)p)[i]`). Every tensor starts at an
+// allocation (256-byte aligned), so element offsets that are multiples of 8 are 16-byte aligned.
+__device__ __forceinline__ void unpack8(uint4 w, float* f) {
+    f[0] = __uint_as_float(w.x << 16); f[1] = __uint_as_float(w.x & 0xffff0000u);
+    f[2] = __uint_as_float(w.y << 16); f[3] = __uint_as_float(w.y & 0xffff0000u);
+    f[4] = __uint_as_float(w.z << 16); f[5] = __uint_as_float(w.z & 0xffff0000u);
+    f[6] = __uint_as_float(w.w << 16); f[7] = __uint_as_float(w.w & 0xffff0000u);
+}
+
+__device__ __forceinline__ unsigned int pack2(float lo, float hi) {
+    return (unsigned int)f32_to_bf16(lo) | ((unsigned int)f32_to_bf16(hi) << 16);
+}
+
+__device__ __forceinline__ uint4 pack8(const float* f) {
+    uint4 w;
+    w.x = pack2(f[0], f[1]); w.y = pack2(f[2], f[3]); w.z = pack2(f[4], f[5]); w.w = pack2(f[6], f[7]);
+    return w;
+}
+
+// Four bf16 in one 8-byte word.
+__device__ __forceinline__ void unpack4(uint2 w, float* f) {
+    f[0] = __uint_as_float(w.x << 16); f[1] = __uint_as_float(w.x & 0xffff0000u);
+    f[2] = __uint_as_float(w.y << 16); f[3] = __uint_as_float(w.y & 0xffff0000u);
+}

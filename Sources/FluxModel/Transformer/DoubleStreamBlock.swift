@@ -36,13 +36,10 @@ struct DoubleStreamBlock: Sendable {
 
         // Attention over the joint sequence, text tokens first as in the reference.
         let imgModulated = try b.modulatedLayerNorm(img, shift: imgMod1.shift, scale: imgMod1.scale, eps: eps)
-        let imgHeads = try splitHeads(try imgAttn.qkv(imgModulated, on: b), norm: imgAttn.norm, heads: heads, on: b)
         let txtModulated = try b.modulatedLayerNorm(txt, shift: txtMod1.shift, scale: txtMod1.scale, eps: eps)
-        let txtHeads = try splitHeads(try txtAttn.qkv(txtModulated, on: b), norm: txtAttn.norm, heads: heads, on: b)
-        let joint = HeadsQKV(q: try b.concat([txtHeads.q, imgHeads.q], axis: 1),
-                             k: try b.concat([txtHeads.k, imgHeads.k], axis: 1),
-                             v: try b.concat([txtHeads.v, imgHeads.v], axis: 1))
-        let attn = try jointAttention(joint, pe: pe, on: b)
+        let joint = try jointHeads([(try txtAttn.qkv(txtModulated, on: b), txtAttn.norm),
+                                    (try imgAttn.qkv(imgModulated, on: b), imgAttn.norm)], heads: heads, pe: pe, on: b)
+        let attn = try jointAttention(joint, on: b)
         let txtLength = txt.shape[1]
         let txtAttnOut = try b.slice(attn, axis: 1, start: 0, count: txtLength)
         let imgAttnOut = try b.slice(attn, axis: 1, start: txtLength, count: img.shape[1])

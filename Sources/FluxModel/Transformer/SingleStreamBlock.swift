@@ -3,19 +3,25 @@ import FluxCore
 /// BFL `SingleStreamBlock` (diffusers `FluxSingleTransformerBlock`): one stream over the joint sequence, attention and
 /// MLP in parallel from one fused input projection (`linear1` = [q; k; v; mlp]) and one output projection (`linear2`
 /// over [attention; gelu(mlp)]).
+///
+/// `linear1` runs as two products over its row blocks (q, k, v, then mlp) so that GELU is fused into the MLP half's
+/// product, and `linear2` reads its two inputs where they are: neither the split of linear1's output nor the
+/// concatenation before linear2 is ever copied.
 struct SingleStreamBlock: Sendable {
-    let linear1: Linear
+    /// `linear1` rows 0 ..< 3·D (q, k, v) and 3·D ..< 3·D + mlp (the MLP input).
+    let linear1QKV: Linear
+    let linear1MLP: Linear
     let linear2: Linear
     let norm: QKNorm
     let modulation: Modulation
-    let hiddenSize: Int
     let heads: Int
 
     init(_ w: ModuleWeights, config: FluxConfig) throws {
         let dim = config.hiddenSize, mlp = config.mlpHiddenSize
-        hiddenSize = dim
         heads = config.numAttentionHeads
-        linear1 = try w.linear("linear1", in: dim, out: 3 * dim + mlp)
+        let linear1 = try w.linear("linear1", in: dim, out: 3 * dim + mlp)
+        linear1QKV = try linear1.rows(0, count: 3 * dim, on: w.backend)
+        linear1MLP = try linear1.rows(3 * dim, count: mlp, on: w.backend)
         linear2 = try w.linear("linear2", in: dim + mlp, out: dim)
         norm = try QKNorm(w.scope("norm"), headDim: config.attentionHeadDim)
         modulation = try Modulation(w.scope("modulation"), dim: dim, double: false)
@@ -25,12 +31,21 @@ struct SingleStreamBlock: Sendable {
     func callAsFunction(_ x: Tensor, siluVec: Tensor, pe: PositionEmbedding, on b: any Backend) throws -> Tensor {
         let mod = try modulation(siluVec, on: b)[0]
         let xModulated = try b.modulatedLayerNorm(x, shift: mod.shift, scale: mod.scale, eps: FluxConfig.normEps)
-        let fused = try linear1(xModulated, on: b)
-        let qkv = try b.slice(fused, axis: 2, start: 0, count: 3 * hiddenSize)
-        let mlp = try b.slice(fused, axis: 2, start: 3 * hiddenSize, count: fused.shape[2] - 3 * hiddenSize)
-        let attn = try jointAttention(try splitHeads(qkv, norm: norm, heads: heads, on: b), pe: pe, on: b)
-        let output = try linear2(try b.concat([attn, try b.activation(mlp, .geluTanh)], axis: 2), on: b)
+        let qkv = try linear1QKV(xModulated, on: b)
+        let mlp = try linear1MLP(xModulated, on: b, activation: .geluTanh)
+        let attn = try jointAttention(try jointHeads([(qkv, norm)], heads: heads, pe: pe, on: b), on: b)
+        let output = try b.linear(concatenating: [attn, mlp], weight: linear2.weight, bias: linear2.bias,
+                                  activation: .identity)
         return try b.gatedAdd(x, output, gate: mod.gate)
+    }
+}
+
+extension Linear {
+    /// The layer restricted to output features `start ..< start + count` (a block of weight rows), copied once at
+    /// load.
+    fileprivate func rows(_ start: Int, count: Int, on b: any Backend) throws -> Linear {
+        Linear(weight: try b.slice(weight, axis: 0, start: start, count: count),
+               bias: try bias.map { try b.slice($0, axis: 0, start: start, count: count) })
     }
 }
 

@@ -132,7 +132,7 @@ public struct ModuleWeights: Sendable {
     /// Loads `name`, checking its shape, and uploads it.
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         let full = prefix + name
-        if let random { return try backend.upload(random.tensor(full, shape: shape)) }
+        if let random { return try random.tensor(full, shape: shape, on: backend) }
         guard let source, let stored = source.shape(full) else {
             throw ModelError.missingWeight(name: full, source: description)
         }
