@@ -115,11 +115,19 @@ struct ImagesAPI {
         // Listen before the job exists, so its end cannot be missed.
         var events = runtime.events.subscribe(id, untilFinished: true)
         var job: JobRecord
-        switch try await runtime.submit(parameters, kind: .sync, owner: owner, idempotencyKey: idempotencyKey,
-                                        fingerprint: fingerprint, id: id) {
+        let submission: ServerRuntime.Submission
+        do {
+            submission = try await runtime.submit(parameters, kind: .sync, owner: owner,
+                                                  idempotencyKey: idempotencyKey, fingerprint: fingerprint, id: id)
+        } catch {
+            runtime.events.discard(id)
+            throw error
+        }
+        switch submission {
         case .accepted(let accepted):
             job = accepted
         case .existing(let existing):
+            runtime.events.discard(id)
             events = runtime.events.subscribe(existing.id, untilFinished: true)
             job = try await runtime.store.job(existing.id) ?? existing
         }

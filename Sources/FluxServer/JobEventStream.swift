@@ -70,6 +70,7 @@ struct JobEventStream {
             try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
             try await send("status", JobView(current, runtime: runtime, baseURL: base, queuePosition: position))
             if current.status.isTerminal {
+                runtime.events.discard(current.id)  // nothing more will be published for it
                 try await send(current.status.rawValue, view(current))
                 try await writer.finish(nil)
                 return

@@ -77,11 +77,29 @@ final class JobEvents: Sendable {
         }
     }
 
+    /// Ends and drops every stream of `id`: for a job that will publish nothing more (already finished, or never
+    /// stored), whose subscribers would otherwise wait forever.
+    func discard(_ id: String) {
+        let targets: [Subscriber] = state.withLock { state in
+            defer { state.subscribers[id] = nil }
+            return state.subscribers[id].map { Array($0.values) } ?? []
+        }
+        for subscriber in targets { subscriber.continuation.finish() }
+    }
+
+    /// Forgets the progress of jobs whose batch ended (a step may race a cancellation).
+    func clearProgress(_ ids: [String]) {
+        state.withLock { state in for id in ids { state.progress[id] = nil } }
+    }
+
     func wantsPreviews(_ id: String) -> Bool {
         state.withLock { $0.subscribers[id]?.values.contains(where: \.previews) ?? false }
     }
 
     func hasSubscribers(_ id: String) -> Bool { state.withLock { $0.subscribers[id] != nil } }
+
+    /// Open streams over all jobs.
+    var subscriberCount: Int { state.withLock { $0.subscribers.values.reduce(0) { $0 + $1.count } } }
 
     func progress(_ id: String) -> (step: Int, total: Int)? { state.withLock { $0.progress[id] } }
 

@@ -7,12 +7,6 @@ import ServiceLifecycle
 /// Results are written (PNGs, then the store) before anyone is told, so a job reported as succeeded has its files.
 struct Worker: Service {
     let runtime: ServerRuntime
-    let thread: GenerationThread
-
-    init(runtime: ServerRuntime) {
-        self.runtime = runtime
-        thread = GenerationThread(name: "fluxserve-worker")
-    }
 
     /// Why a batch stopped early.
     enum Stop: Error {
@@ -21,6 +15,7 @@ struct Worker: Service {
     }
 
     func run() async throws {
+        let thread = GenerationThread(name: "fluxserve-worker")
         defer { thread.stop() }
         let generator = runtime.generator, logger = runtime.logger
         logger.info("loading model", metadata: ["model": "\(generator.modelName)"])
@@ -41,7 +36,7 @@ struct Worker: Service {
         await withGracefulShutdownHandler {
             while let batch = await queue.nextBatch() {
                 await publishPositions()
-                await runBatch(batch)
+                await runBatch(batch, on: thread)
             }
         } onGracefulShutdown: {
             Task { await queue.close() }
@@ -59,7 +54,7 @@ struct Worker: Service {
         }
     }
 
-    private func runBatch(_ batch: [QueuedJob]) async {
+    private func runBatch(_ batch: [QueuedJob], on thread: GenerationThread) async {
         let runtime = self.runtime, logger = runtime.logger, metrics = runtime.metrics
         let control = BatchControl(jobIDs: batch.map(\.id))
         runtime.running.withLock { running in for job in batch { running[job.id] = control } }
@@ -172,6 +167,7 @@ struct Worker: Service {
                 }
             }
         }
+        runtime.events.clearProgress(jobs.map(\.id))
         metrics.runningJobs.set(to: 0)
         metrics.recordGPUMemory(try? await thread.run { generator.memoryInUse().map { ($0.used, $0.total) } })
     }

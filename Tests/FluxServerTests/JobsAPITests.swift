@@ -101,7 +101,7 @@ import Testing
 
     @Test func fullQueueAnswers429WithRetryAfter() async throws {
         let generator = FakeGenerator(stepDelay: 0.02)
-        try await withServer(generator: generator, configure: { $0.maxQueue = 2 }) { client, _ in
+        try await withServer(generator: generator, configure: { $0.maxQueue = 2 }) { client, app in
             let running = try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders,
                                                    body: jsonBody(["prompt": "first", "steps": 100]))
             let runningID = try #require(running.json["id"] as? String)
@@ -123,6 +123,8 @@ import Testing
                                                 body: jsonBody(["prompt": "sync"]))
             #expect(sync.status == .tooManyRequests)
             for id in ids + [runningID] { _ = try await client.execute(uri: "/v1/jobs/\(id)", method: .delete) }
+            // Nobody is left listening for the refused request's job.
+            #expect(app.runtime.events.subscriberCount == 0)
         }
     }
 
@@ -158,7 +160,7 @@ import Testing
     }
 
     @Test func serverSentEventsFollowAJob() async throws {
-        try await withServer(generator: FakeGenerator(stepDelay: 0.01)) { client, _ in
+        try await withServer(generator: FakeGenerator(stepDelay: 0.01)) { client, app in
             let submitted = try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders,
                                                      body: jsonBody(["prompt": "events", "steps": 5]))
             let id = try #require(submitted.json["id"] as? String)
@@ -176,6 +178,7 @@ import Testing
             let replay = try await client.execute(uri: "/v1/jobs/\(id)/events", method: .get)
             let replayed = replay.text.components(separatedBy: "\n").filter { $0.hasPrefix("event: ") }
             #expect(replayed == ["event: status", "event: succeeded"])
+            #expect(app.runtime.events.subscriberCount == 0)
         }
     }
 
