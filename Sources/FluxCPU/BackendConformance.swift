@@ -154,6 +154,9 @@ public enum BackendConformance {
                                                                       activation: activation)) }))
             }
         }
+        out.append(Case(op: "linear", detail: "x[3,5,24] w[16,24] +bias silu (8-wide bias pass)", threshold: accumulated,
+                        inputs: { r in [r.tensor([3, 5, 24]), r.tensor([16, 24], scale: 0.3), r.tensor([16])] },
+                        body: { b, t in .tensor(try b.linear(t[0], weight: t[1], bias: t[2], activation: .silu)) }))
         out.append(Case(op: "linear", detail: "x[2,65,257] w[130,257] +bias silu", threshold: accumulated,
                         inputs: { r in [r.tensor([2, 65, 257]), r.tensor([130, 257], scale: 0.1), r.tensor([130])] },
                         body: { b, t in .tensor(try b.linear(t[0], weight: t[1], bias: t[2], activation: .silu)) }))
@@ -236,6 +239,16 @@ public enum BackendConformance {
         Case(op: "rmsNorm", detail: "x[2,9,3,128] no weight", threshold: accumulated,
              inputs: { r in [r.tensor([2, 9, 3, 128])] },
              body: { b, t in .tensor(try b.rmsNorm(t[0], weight: nil, eps: 1e-6)) }),
+        // Rows of 512…4096 with D % 8 == 0 take the GPU's block-per-row kernel.
+        Case(op: "layerNorm", detail: "x[3,1024] weight+bias (wide rows)", threshold: accumulated,
+             inputs: { r in [r.tensor([3, 1024], scale: 2, offset: 0.7), r.tensor([1024]), r.tensor([1024])] },
+             body: { b, t in .tensor(try b.layerNorm(t[0], weight: t[1], bias: t[2], eps: 1e-6)) }),
+        Case(op: "rmsNorm", detail: "x[2,4096] weight (T5 width)", threshold: accumulated,
+             inputs: { r in [r.tensor([2, 4096], scale: 3), r.tensor([4096], offset: 1)] },
+             body: { b, t in .tensor(try b.rmsNorm(t[0], weight: t[1], eps: 1e-6)) }),
+        Case(op: "modulatedLayerNorm", detail: "x[2,5,776] shift/scale[2,776] (wide rows)", threshold: accumulated,
+             inputs: { r in [r.tensor([2, 5, 776], scale: 2, offset: 0.3), r.tensor([2, 776]), r.tensor([2, 776])] },
+             body: { b, t in .tensor(try b.modulatedLayerNorm(t[0], shift: t[1], scale: t[2], eps: 1e-6)) }),
         Case(op: "modulatedLayerNorm", detail: "x[2,7,45] shift/scale[2,45]", threshold: accumulated,
              inputs: { r in [r.tensor([2, 7, 45], scale: 2, offset: 0.3), r.tensor([2, 45]), r.tensor([2, 45])] },
              body: { b, t in .tensor(try b.modulatedLayerNorm(t[0], shift: t[1], scale: t[2], eps: 1e-6)) }),
@@ -265,6 +278,9 @@ public enum BackendConformance {
             Case(op: "gatedAdd", detail: "res/x[2,9,37] gate[2,37]", threshold: pointwise,
                  inputs: { r in [r.tensor([2, 9, 37]), r.tensor([2, 9, 37]), r.tensor([2, 37])] },
                  body: { b, t in .tensor(try b.gatedAdd(t[0], t[1], gate: t[2])) }),
+            Case(op: "gatedAdd", detail: "res/x[2,5,48] gate[2,48] (8-wide)", threshold: pointwise,
+                 inputs: { r in [r.tensor([2, 5, 48]), r.tensor([2, 5, 48]), r.tensor([2, 48])] },
+                 body: { b, t in .tensor(try b.gatedAdd(t[0], t[1], gate: t[2])) }),
             Case(op: "scaleShift", detail: "[3,101] ·0.3611 −0.1159", threshold: pointwise,
                  inputs: { r in [r.tensor([3, 101], scale: 3)] },
                  body: { b, t in .tensor(try b.scaleShift(t[0], scale: 0.3611, shift: -0.1159)) }),
@@ -281,6 +297,9 @@ public enum BackendConformance {
     private static let layoutCases: [Case] = [
         Case(op: "concat", detail: "axis 1 of [2,3,5] [2,4,5] [2,1,5]", threshold: copy,
              inputs: { r in [r.tensor([2, 3, 5]), r.tensor([2, 4, 5]), r.tensor([2, 1, 5])] },
+             body: { b, t in .tensor(try b.concat(t, axis: 1)) }),
+        Case(op: "concat", detail: "axis 1 of [2,3,16] [2,5,16] (8-wide)", threshold: copy,
+             inputs: { r in [r.tensor([2, 3, 16]), r.tensor([2, 5, 16])] },
              body: { b, t in .tensor(try b.concat(t, axis: 1)) }),
         Case(op: "concat", detail: "axis -1 of [3,7] [3,2]", threshold: copy,
              inputs: { r in [r.tensor([3, 7]), r.tensor([3, 2])] },

@@ -90,43 +90,50 @@ extension CUDABackend {
     static let scoresByteLimit = 1 << 30
 
     /// Attention as `S = q·kᵀ` (cuBLASLt, f32, a strided batch over the heads), `P = softmax(scale·S + bias)`
-    /// (`softmax.cu`, bf16), `y = P·v` (cuBLASLt), one batch element at a time. Returns false, having done nothing,
-    /// when cuBLASLt is missing or rejects a shape, or the scores would pass `scoresByteLimit`.
+    /// (`softmax.cu`, as bf16 P_hi + P_lo), `y = P_hi·v + P_lo·v` (cuBLASLt, accumulated in f32, then rounded once),
+    /// one batch element at a time. Returns false, having done nothing, when cuBLASLt is missing or rejects a shape,
+    /// or the scores would pass `scoresByteLimit`.
     ///
     /// In cuBLASLt's column-major terms, for head h (its rows in q, k, v, y are H·D apart, heads D apart):
     /// - scores, stored (Sq, ld) row-major = column-major (ld × Sq): `Sᵀ = k_h · q_hᵀ`, m = Sk, n = Sq, k = D,
     ///   A = k_h as the column-major (D × Sk) matrix of ld H·D transposed, B = q_h (D × Sq, ld H·D);
     /// - output `yᵀ = v_hᵀ · Pᵀ`: m = D, n = Sq, k = Sk, A = v_h (D × Sk, ld H·D), B = P_h (Sk × Sq, ld ld),
-    ///   D = y_h (D × Sq, ld H·D).
+    ///   D = y_h (D × Sq, ld H·D), f32.
     func attentionByProducts(q: CUdeviceptr, k: CUdeviceptr, v: CUdeviceptr, bias: CUdeviceptr, y: CUdeviceptr,
                              batch: Int, sq: Int, sk: Int, heads: Int, dim: Int, scale: Float, causal: Bool) throws
         -> Bool
     {
         guard let engine = matmul else { return false }
         let ld = (sk + 7) / 8 * 8, rowStride = heads * dim
-        guard heads * sq * ld * 6 <= CUDABackend.scoresByteLimit else { return false }
+        guard heads * sq * ld * 8 <= CUDABackend.scoresByteLimit else { return false }
         // Pointers move by b·S·H·D and h·D elements, and by one head's scores: the alignment all of them keep.
         let alignment = [dim * 2, sq * rowStride * 2, sk * rowStride * 2, sq * ld * 2].map(byteAlignment).min() ?? 2
         let scoresShape = CuBLASLt.Shape(m: sk, n: sq, k: dim, transA: true, lda: rowStride, ldb: rowStride, ldd: ld,
                                          epilogue: .none, outputF32: true, batch: heads, strideA: dim, strideB: dim,
                                          strideD: sq * ld, alignment: alignment)
         let outputShape = CuBLASLt.Shape(m: dim, n: sq, k: sk, transA: false, lda: rowStride, ldb: ld, ldd: rowStride,
-                                         epilogue: .none, batch: heads, strideA: dim, strideB: sq * ld, strideD: dim,
-                                         alignment: alignment)
+                                         epilogue: .none, outputF32: true, batch: heads, strideA: dim,
+                                         strideB: sq * ld, strideD: dim, alignment: alignment)
         guard let scoresPlan = try engine.plan(scoresShape), let outputPlan = try engine.plan(outputShape) else {
             return false
         }
         let scores = try allocator.allocate(heads * sq * ld * 4)
-        let probabilities = try allocator.allocate(heads * sq * ld * 2)
+        let high = try allocator.allocate(heads * sq * ld * 2), low = try allocator.allocate(heads * sq * ld * 2)
+        let output = try allocator.allocate(batch * sq * rowStride * 4)
         for b in 0..<batch {
             let (qb, kb) = (q + CUdeviceptr(b * sq * rowStride * 2), k + CUdeviceptr(b * sk * rowStride * 2))
-            let (vb, yb) = (v + CUdeviceptr(b * sk * rowStride * 2), y + CUdeviceptr(b * sq * rowStride * 2))
+            let vb = v + CUdeviceptr(b * sk * rowStride * 2), ob = output.pointer + CUdeviceptr(b * sq * rowStride * 4)
             try engine.run(scoresPlan, a: kb, b: qb, bias: nil, d: scores.pointer, stream: stream)
             try launch("softmax", "softmax_scores_bf16", grid: ((heads * sq + 7) / 8, 1, 1), block: (256, 1, 1),
-                       [.pointer(scores.pointer), .pointer(bias), .pointer(probabilities.pointer), .int(heads),
-                        .int(sq), .int(sk), .int(ld), .float(scale), .int(causal ? 1 : 0)])
-            try engine.run(outputPlan, a: vb, b: probabilities.pointer, bias: nil, d: yb, stream: stream)
+                       [.pointer(scores.pointer), .pointer(bias), .pointer(high.pointer), .pointer(low.pointer),
+                        .int(heads), .int(sq), .int(sk), .int(ld), .float(scale), .int(causal ? 1 : 0)])
+            try engine.run(outputPlan, a: vb, b: high.pointer, bias: nil, d: ob, stream: stream)
+            try engine.run(outputPlan, a: vb, b: low.pointer, bias: nil, d: ob, beta: 1, stream: stream)
         }
+        let n = batch * sq * rowStride
+        try launchElements("elementwise", "bias_activation_f32_bf16", count: vectorCount(n),
+                           [.pointer(output.pointer), .pointer(0), .pointer(y), .long(n), .long(1), .int(1),
+                            .int(0)])
         return true
     }
 }

@@ -28,8 +28,8 @@ extension CUDABackend {
                                  seq: seq)
     }
 
-    /// One warp per row of the last axis, 8 rows per block: `norm_rows_x8_bf16` (16-byte accesses, the row in
-    /// registers) when D % 8 == 0 and D ≤ 4096, else `norm_rows_bf16`.
+    /// `norm_rows_x8_bf16` (a block of 128 threads per row, 16-byte accesses, the row in registers) when D % 8 == 0
+    /// and 512 ≤ D ≤ 4096; else `norm_rows_bf16` (one warp per row, 8 rows per block), which is faster on short rows.
     private func normalizeRows(_ x: Tensor, _ op: String, mode: Int, eps: Float, weight: Tensor?, bias: Tensor?,
                                shift: Tensor?, scale: Tensor?, seq: Int) throws -> Tensor
     {
@@ -40,8 +40,9 @@ extension CUDABackend {
                                        try optionalPointer(shift, op), try optionalPointer(scale, op)]
             let (out, y) = try empty(x.shape, op)
             guard rows > 0, dim > 0 else { return out }
-            let kernel = dim % 8 == 0 && dim <= 4096 ? "norm_rows_x8_bf16" : "norm_rows_bf16"
-            try launch("normalization", kernel, grid: ((rows + 7) / 8, 1, 1), block: (256, 1, 1),
+            let wide = dim % 8 == 0 && dim >= 512 && dim <= 4096
+            try launch("normalization", wide ? "norm_rows_x8_bf16" : "norm_rows_bf16",
+                       grid: (wide ? rows : (rows + 7) / 8, 1, 1), block: (wide ? 128 : 256, 1, 1),
                        [.pointer(xp), .pointer(y), .long(rows), .int(dim), .float(eps), .int(mode)]
                            + args.map { .pointer($0) } + [.int(seq)])
             return out

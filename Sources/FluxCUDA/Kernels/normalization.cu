@@ -6,33 +6,34 @@
 //     y = y · weight[j] + bias[j]                                 weight, bias (D)
 //     y = y · (1 + scale[b, j]) + shift[b, j],  b = row / seq     shift, scale (B, D): AdaLN modulation
 //
-// x, y: rows × D, row-major. Launch: one warp per row, 8 warps (256 threads) per block, grid ⌈rows / 8⌉ (x) — rows may
-// be any count. Variance is Σ(x − mean)², not E[x²] − mean², so large means do not cancel.
-//   norm_rows_x8_bf16, D % 8 == 0 and D ≤ 4096 (FLUX 3072, T5 4096, CLIP 768): lane l holds vectors l, l + 32, ...
-//     of 8 bf16 (16-byte loads, at most 16 per lane) in registers: one read of the row, one write; weight, bias,
-//     shift and scale read 8 at a time.
-//   norm_rows_bf16, any D: each lane strides over the row element by element, three passes (mean, variance, write),
-//     the second and third from L1/L2.
+// x, y: rows × D, row-major. Variance is Σ(x − mean)², not E[x²] − mean², so large means do not cancel.
+//   norm_rows_x8_bf16, D % 8 == 0 and 512 ≤ D ≤ 4096 (FLUX 3072, T5 4096, CLIP 768): one block of 128 threads per
+//     row, grid (rows); thread t holds vectors t, t + 128, ... of 8 bf16 (16-byte loads, at most 4 per thread) in
+//     registers: one read of the row, one write; block sums through shared memory; weight, bias, shift and scale
+//     read 8 at a time.
+//   norm_rows_bf16, any D: one warp per row, 8 warps (256 threads) per block, grid ⌈rows / 8⌉; each lane strides
+//     over the row element by element, three passes (mean, variance, write), the second and third from L1/L2.
 #include "common.cuh"
 
-#define NORM_CACHE 16   // vectors of 8 per lane: D ≤ 32 · 8 · 16 = 4096
+#define NORM_THREADS 128
+#define NORM_CACHE 4    // vectors of 8 per thread: D ≤ 128 · 8 · 4 = 4096
 
 extern "C" __global__ void norm_rows_x8_bf16(const bf16* __restrict__ x, bf16* __restrict__ y, long long rows,
                                              int dim, float eps, int mode, const bf16* __restrict__ weight,
                                              const bf16* __restrict__ bias, const bf16* __restrict__ shift,
                                              const bf16* __restrict__ scale, int seq) {
-    const int lane = threadIdx.x & 31;
-    const long long row = blockIdx.x * (long long)(blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (row >= rows) return;
+    __shared__ float scratch[32];
+    const long long row = blockIdx.x;
+    if (row >= rows) return;  // the whole block: block_sum below sees every thread
     const uint4* in = (const uint4*)(x + row * dim);
     uint4* out = (uint4*)(y + row * dim);
-    const int vectors = dim >> 3;
+    const int vectors = dim >> 3, t = threadIdx.x;
 
     uint4 cache[NORM_CACHE];
     float s = 0.0f;
 #pragma unroll
     for (int c = 0; c < NORM_CACHE; c++) {
-        const int j = lane + 32 * c;
+        const int j = t + NORM_THREADS * c;
         if (j < vectors) {
             cache[c] = in[j];
             float f[8];
@@ -41,23 +42,23 @@ extern "C" __global__ void norm_rows_x8_bf16(const bf16* __restrict__ x, bf16* _
             for (int e = 0; e < 8; e++) s += f[e];
         }
     }
-    const float mean = mode == 0 ? warp_sum(s) / dim : 0.0f;
+    const float mean = mode == 0 ? block_sum(s, scratch) / dim : 0.0f;
     float squares = 0.0f;
 #pragma unroll
     for (int c = 0; c < NORM_CACHE; c++) {
-        if (lane + 32 * c < vectors) {
+        if (t + NORM_THREADS * c < vectors) {
             float f[8];
             unpack8(cache[c], f);
 #pragma unroll
             for (int e = 0; e < 8; e++) squares += (f[e] - mean) * (f[e] - mean);
         }
     }
-    const float inv = rsqrtf(warp_sum(squares) / dim + eps);
+    const float inv = rsqrtf(block_sum(squares, scratch) / dim + eps);
 
     const long long modulation = (seq > 0 ? row / seq : 0) * dim;
 #pragma unroll
     for (int c = 0; c < NORM_CACHE; c++) {
-        const int j = lane + 32 * c;
+        const int j = t + NORM_THREADS * c;
         if (j < vectors) {
             float f[8], p[8];
             unpack8(cache[c], f);
