@@ -39,10 +39,10 @@ public func buildApplication(config: ServerConfig, generator: any ImageGenerator
     let router = Router(context: FluxRequestContext.self)
     // Identity first, so the request log knows it; it never throws.
     router.add(middleware: BearerKeyAuthenticator(keys: keys))
-    router.add(middleware: RequestObserver(metrics: runtime.metrics))
+    let routes = RouteTable()
+    router.add(middleware: RequestObserver(metrics: runtime.metrics, routes: routes))
     let open = router.group()
     let authenticated = router.group().add(middleware: RequireIdentityMiddleware())
-    let routes = RouteTable()
     HealthAPI(runtime: runtime).register(open: open, authenticated: authenticated, routes: routes)
     FilesAPI(runtime: runtime).register(open: open, routes: routes)
     ImagesAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)

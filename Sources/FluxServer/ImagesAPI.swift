@@ -20,8 +20,8 @@ struct ImageGenerationRequest: StrictDecodable, Codable {
     // Ours.
     let seed: UInt64?
     let steps: Int?
-    let guidance: Float?
-    let cacheThreshold: Float?
+    let guidance: Double?
+    let cacheThreshold: Double?
 
     enum CodingKeys: String, CodingKey {
         case prompt, model, n, size, responseFormat = "response_format", outputFormat = "output_format", quality

@@ -12,6 +12,19 @@ public struct ModelDefaults: Sendable, Equatable {
     }
 }
 
+extension ModelDefaults {
+    /// The defaults moved inside the server's limits (a request that names nothing must be valid): steps capped,
+    /// each side brought within the size bounds on a multiple of 16.
+    func within(_ limits: GenerationLimits) -> ModelDefaults {
+        func side(_ value: Int) -> Int {
+            let low = (limits.minSide + 15) / 16 * 16, high = max(low, limits.maxSide / 16 * 16)
+            return min(max(value, low), high)
+        }
+        return ModelDefaults(width: side(width), height: side(height), steps: min(max(steps, 1), limits.maxSteps),
+                             guidance: min(max(guidance, 0), limits.maxGuidance))
+    }
+}
+
 /// A job's settings once defaults are filled in and every field checked: what is stored and what the worker runs.
 /// The seed is always concrete (drawn at submission when the client gave none), so a re-run after a crash makes
 /// the same images.
@@ -42,9 +55,11 @@ public struct JobParameters: Codable, Sendable, Equatable {
 
     /// Checks the fields a request gave and fills in the rest. Values of the right type but outside the limits are
     /// 422 `invalid_value` naming the field.
-    static func resolve(prompt: String, n: Int?, size: String?, steps: Int?, guidance: Float?, seed: UInt64?,
-                        cacheThreshold: Float?, defaults: ModelDefaults, limits: GenerationLimits) throws -> JobParameters
+    /// `guidance` and `cacheThreshold` arrive as doubles, so that 1e300 is "out of range" rather than undecodable.
+    static func resolve(prompt: String, n: Int?, size: String?, steps: Int?, guidance: Double?, seed: UInt64?,
+                        cacheThreshold: Double?, defaults: ModelDefaults, limits: GenerationLimits) throws -> JobParameters
     {
+        let defaults = defaults.within(limits)
         let trimmed = prompt.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw APIError.invalidValue("prompt", "prompt must not be empty") }
         guard prompt.count <= limits.maxPromptCharacters else {
@@ -60,12 +75,12 @@ public struct JobParameters: Codable, Sendable, Equatable {
         guard (1...limits.maxSteps).contains(steps) else {
             throw APIError.invalidValue("steps", "steps must be 1…\(limits.maxSteps), got \(steps)")
         }
-        let guidance = guidance ?? defaults.guidance
-        guard guidance.isFinite, guidance >= 0, guidance <= limits.maxGuidance else {
+        let guidance = guidance ?? Double(defaults.guidance)
+        guard guidance.isFinite, guidance >= 0, guidance <= Double(limits.maxGuidance) else {
             throw APIError.invalidValue("guidance", "guidance must be 0…\(limits.maxGuidance), got \(guidance)")
         }
         let threshold = cacheThreshold ?? 0
-        guard threshold.isFinite, threshold >= 0, threshold <= limits.maxCacheThreshold else {
+        guard threshold.isFinite, threshold >= 0, threshold <= Double(limits.maxCacheThreshold) else {
             throw APIError.invalidValue("cache_threshold",
                                         "cache_threshold must be 0…\(limits.maxCacheThreshold), got \(threshold)")
         }
@@ -74,8 +89,8 @@ public struct JobParameters: Codable, Sendable, Equatable {
         guard seed <= UInt64.max - UInt64(n) else {
             throw APIError.invalidValue("seed", "seed + n must fit in 64 bits")
         }
-        return JobParameters(prompt: prompt, n: n, width: width, height: height, steps: steps, guidance: guidance,
-                             seed: seed, cacheThreshold: threshold)
+        return JobParameters(prompt: prompt, n: n, width: width, height: height, steps: steps,
+                             guidance: Float(guidance), seed: seed, cacheThreshold: Float(threshold))
     }
 
     /// "WxH" (OpenAI's form, e.g. "1024x1024"), or "auto"/absent for the model's default size.

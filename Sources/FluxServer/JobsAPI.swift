@@ -8,9 +8,9 @@ struct JobRequest: StrictDecodable, Codable {
     let n: Int?
     let size: String?
     let steps: Int?
-    let guidance: Float?
+    let guidance: Double?
     let seed: UInt64?
-    let cacheThreshold: Float?
+    let cacheThreshold: Double?
 
     enum CodingKeys: String, CodingKey {
         case prompt, n, size, steps, guidance, seed, cacheThreshold = "cache_threshold"

@@ -9,6 +9,8 @@ import Logging
 struct RequestObserver: RouterMiddleware {
     typealias Context = FluxRequestContext
     let metrics: ServerMetrics
+    /// For 405: an unmatched request whose path is routed for other methods.
+    let routes: RouteTable
 
     static let requestIDHeader = HTTPField.Name("X-Request-Id")!
 
@@ -22,7 +24,15 @@ struct RequestObserver: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             let apiError: APIError
-            if let known = APIError.from(error) {
+            if var known = APIError.from(error) {
+                if known.code == "route_not_found" {
+                    let allowed = routes.methods(for: request.uri.path)
+                    if !allowed.isEmpty {
+                        known = APIError(.methodNotAllowed, "method_not_allowed",
+                                         "\(request.method.rawValue) is not allowed here; use \(allowed.joined(separator: ", "))",
+                                         headers: [.allow: allowed.joined(separator: ", ")])
+                    }
+                }
                 apiError = known
             } else {
                 context.logger.error("unhandled error", metadata: ["error": "\(error)"])

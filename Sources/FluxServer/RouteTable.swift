@@ -24,3 +24,20 @@ final class RouteTable: @unchecked Sendable {
         entries.append(RouteEntry(method: method.rawValue, path: path, isPublic: isPublic))
     }
 }
+
+extension RouteTable {
+    /// Methods routed for `path` (templates match any segment for `{id}`, and `{id}.png` any segment ending in
+    /// `.png`): what a 405 lists in `Allow`.
+    func methods(for path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        return entries.filter { entry in
+            let pattern = entry.path.split(separator: "/", omittingEmptySubsequences: false)
+            guard pattern.count == segments.count else { return false }
+            return zip(pattern, segments).allSatisfy { pattern, segment in
+                if pattern == "{id}" { return !segment.isEmpty }
+                if pattern.hasPrefix("{id}") { return segment.hasSuffix(pattern.dropFirst(4)) && segment.count > pattern.count - 4 }
+                return pattern == segment
+            }
+        }.map(\.method)
+    }
+}

@@ -104,7 +104,8 @@ import Testing
         .init("steps a bool", #"{"prompt": "x", "steps": true}"#, 400, "invalid_type"),
         .init("seed negative", #"{"prompt": "x", "seed": -1}"#, 400, "invalid_type"),
         .init("seed too large", #"{"prompt": "x", "seed": 1e30}"#, 400, "invalid_type"),
-        .init("guidance huge", #"{"prompt": "x", "guidance": 1e300}"#, 400, "invalid_type"),
+        .init("guidance huge", #"{"prompt": "x", "guidance": 1e300}"#, 422, "invalid_value"),
+        .init("cache threshold beyond Float", #"{"prompt": "x", "cache_threshold": 1.3e308}"#, 422, "invalid_value"),
         .init("size a number", #"{"prompt": "x", "size": 512}"#, 400, "invalid_type"),
         .init("empty prompt", #"{"prompt": "   "}"#, 422, "invalid_value"),
         .init("prompt too long", #"{"prompt": "\#(String(repeating: "a", count: 101))"}"#, 422, "invalid_value"),
@@ -157,12 +158,31 @@ import Testing
         }
     }
 
-    @Test func unknownRouteIsJSON404() async throws {
+    @Test func unknownRouteIsJSON404AndWrongMethod405() async throws {
         try await withServer { client, _ in
             let response = try await client.execute(uri: "/v2/nothing", method: .get)
             #expect(response.status == .notFound)
             #expect(response.errorCode == "route_not_found")
+            for (uri, method, allow) in [("/v1/jobs", HTTPRequest.Method.get, "POST"),
+                                         ("/v1/jobs/job_1", .put, "GET, DELETE"),
+                                         ("/healthz", HTTPRequest.Method("TRACE")!, "GET"),
+                                         ("/v1/files/job_1_0.png", .delete, "GET")] {
+                let wrong = try await client.execute(uri: uri, method: method)
+                #expect(wrong.status == .methodNotAllowed, "\(method) \(uri)")
+                #expect(wrong.errorCode == "method_not_allowed")
+                #expect(wrong.headers[.allow] == allow)
+            }
         }
+    }
+
+    @Test func defaultsAreBroughtWithinLimits() {
+        var limits = GenerationLimits()
+        limits.minSide = 100
+        limits.maxSide = 200
+        limits.maxSteps = 2
+        limits.maxGuidance = 1
+        let within = ModelDefaults(width: 1024, height: 8, steps: 28, guidance: 3.5).within(limits)
+        #expect(within == ModelDefaults(width: 192, height: 112, steps: 2, guidance: 1))
     }
 
     @Test func generationFailureIsA500WithItsCode() async throws {
