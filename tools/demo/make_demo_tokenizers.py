@@ -3,7 +3,8 @@
 CLIP: the first 1500 merges of the real CLIP vocabulary (open_clip_torch's bpe_simple_vocab_16e6.txt.gz), saved as a
 compact tokenizer.json by transformers' CLIPTokenizer. T5: a SentencePiece unigram model (T5's settings: nmt_nfkc,
 pad 0, eos 1, unk 2, no bos) with 1000 pieces, trained on demo-style captions and common prompt words.
-Writes tools/demo/tokenizers/{tokenizer,tokenizer_2}/, then tools/demo/embed_demo_files.py turns them into Swift.
+Writes tools/demo/tokenizers/{tokenizer,tokenizer_2}/ (not committed). The trained demo (tools/demo_model/) keeps
+its own copy of the CLIP one in tools/demo_model/tokenizers/ and trains its T5 model on its captions.
 """
 import io
 import json

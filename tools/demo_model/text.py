@@ -1,7 +1,7 @@
 """The demo model's tokenizers, and batch tokenisation that gives FluxPipeline's ids without transformers.
 
 - tokenizer/ (CLIP): the real CLIP byte-level BPE vocabulary cut to its first 1500 merges
-  (tools/demo/make_demo_tokenizers.py made it from open_clip's bpe_simple_vocab_16e6.txt.gz); copied as is.
+  (tools/demo/make_demo_tokenizers.py writes it from open_clip's bpe_simple_vocab_16e6.txt.gz); copied as is.
 - tokenizer_2/ (T5): a SentencePiece unigram model trained here on captions from scenes.py (plus lines of common
   English words, without which the unigram trainer finds under 80 pieces in so small a language), with T5's
   settings (nmt_nfkc, pad 0, eos 1, unk 2, no bos).
