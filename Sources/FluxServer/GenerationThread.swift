@@ -15,10 +15,25 @@ final class GenerationThread: @unchecked Sendable {
         thread.start()
     }
 
-    /// Runs `body` on the thread and returns its result.
+    /// Runs `body` on the thread and returns its result. If the calling task is cancelled (the service group is
+    /// going down, e.g. the port was taken), this returns `CancellationError` at once and `body` finishes unobserved:
+    /// a model load or a batch cannot be interrupted, and the process is about to end.
     func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            submit { continuation.resume(with: Result { try body() }) }
+        let pending = Locked<CheckedContinuation<T, any Error>?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                pending.withLock { $0 = continuation }
+                if Task.isCancelled {
+                    pending.withLock { $0.take() }?.resume(throwing: CancellationError())
+                    return
+                }
+                submit {
+                    let result = Result { try body() }
+                    pending.withLock { $0.take() }?.resume(with: result)
+                }
+            }
+        } onCancel: {
+            pending.withLock { $0.take() }?.resume(throwing: CancellationError())
         }
     }
 

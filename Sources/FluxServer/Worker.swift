@@ -22,6 +22,8 @@ struct Worker: Service {
         let clock = ContinuousClock(), start = clock.now
         do {
             try await thread.run { try generator.load() }
+        } catch is CancellationError {
+            return  // the group is going down (another service failed)
         } catch {
             runtime.status.withLock { $0.phase = .failed }
             logger.error("model failed to load", metadata: ["error": "\(error)"])
@@ -33,12 +35,13 @@ struct Worker: Service {
         logger.info("model ready", metadata: ["model": "\(generator.modelName)",
                                               "load_seconds": "\(seconds(clock.now - start))"])
         let queue = runtime.queue
-        await withGracefulShutdownHandler {
+        // Cancellation too (another service failed, e.g. the port is taken): the queue's wait ignores it otherwise.
+        await withTaskCancellationOrGracefulShutdownHandler {
             while let batch = await queue.nextBatch() {
                 await publishPositions()
                 await runBatch(batch, on: thread)
             }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             Task { await queue.close() }
         }
         // The queue closes when draining begins; stay until this service's own turn to stop, as a service that

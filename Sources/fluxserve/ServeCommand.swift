@@ -151,7 +151,10 @@ struct Serve: AsyncParsableCommand {
         } catch {
             logger.critical("fatal", metadata: ["error": "\(error)"])
             printError("error: \(error)")
-            throw ExitCode.failure
+            // _exit, not exit: the worker thread may still be loading the model (a failed bind cancels the service
+            // group at once), and exit handlers (OpenBLAS's, C++ destructors) would free memory under it.
+            fflush(nil)
+            _exit(ExitCode.failure.rawValue)
         }
     }
 }

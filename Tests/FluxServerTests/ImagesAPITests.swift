@@ -118,7 +118,7 @@ import Testing
         .init("size negative", #"{"prompt": "x", "size": "-64x64"}"#, 422, "invalid_value"),
         .init("size huge digits", #"{"prompt": "x", "size": "99999999999999999999x64"}"#, 422, "invalid_value"),
         .init("steps zero", #"{"prompt": "x", "steps": 0}"#, 422, "invalid_value"),
-        .init("steps too many", #"{"prompt": "x", "steps": 201}"#, 422, "invalid_value"),
+        .init("steps too many", #"{"prompt": "x", "steps": 1001}"#, 422, "invalid_value"),
         .init("guidance negative", #"{"prompt": "x", "guidance": -1}"#, 422, "invalid_value"),
         .init("cache threshold too large", #"{"prompt": "x", "cache_threshold": 5}"#, 422, "invalid_value"),
         .init("bad response_format", #"{"prompt": "x", "response_format": "jpeg"}"#, 422, "invalid_value"),

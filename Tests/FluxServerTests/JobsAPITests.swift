@@ -66,15 +66,15 @@ import Testing
     }
 
     @Test func cancelQueuedAndRunningJobs() async throws {
-        let generator = FakeGenerator(stepDelay: 0.02)
+        let generator = FakeGenerator(stepDelay: 0.01, holdFirstBatch: true)
         try await withServer(generator: generator) { client, _ in
             let long = try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders,
-                                                body: jsonBody(["prompt": "long", "steps": 200]))
+                                                body: jsonBody(["prompt": "long", "steps": 1000]))
+            let longID = try #require(long.json["id"] as? String)
+            try await waitForJob(client, longID) { $0["status"] as? String == "running" }
             let waiting = try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders,
                                                    body: jsonBody(["prompt": "later", "size": "128x128"]))
-            let longID = try #require(long.json["id"] as? String)
             let waitingID = try #require(waiting.json["id"] as? String)
-            try await waitForJob(client, longID) { ($0["progress"] as? [String: Any])?["step"] as? Int ?? 0 >= 2 }
             let queued = try await client.execute(uri: "/v1/jobs/\(waitingID)", method: .get)
             #expect(queued.json["status"] as? String == "queued")
             #expect(queued.json["queue_position"] as? Int == 0)
@@ -87,11 +87,13 @@ import Testing
             let again = try await client.execute(uri: "/v1/jobs/\(longID)", method: .delete)
             #expect(again.status == .conflict)
             #expect(again.errorCode == "already_finished")
-            // The running batch stops at its next step, long before step 200.
-            try await Task.sleep(for: .milliseconds(300))
-            let reached = generator.lastSteps.current.first ?? 0
-            #expect(reached < 50, "the cancelled batch ran to step \(reached)")
+            // The running batch stops at its next step: the first one after the cancel.
+            generator.release()
+            try await eventually { generator.finished.current == 1 }
+            #expect(generator.finished.current == 1)
+            #expect(generator.lastSteps.current == [1])
             // The cancelled waiting job never ran.
+            try await Task.sleep(for: .milliseconds(50))
             #expect(generator.batches.current.count == 1)
             let final = try await client.execute(uri: "/v1/jobs/\(longID)", method: .get)
             #expect(final.json["status"] as? String == "cancelled")
@@ -100,7 +102,7 @@ import Testing
     }
 
     @Test func fullQueueAnswers429WithRetryAfter() async throws {
-        let generator = FakeGenerator(stepDelay: 0.02)
+        let generator = FakeGenerator(holdFirstBatch: true)
         try await withServer(generator: generator, configure: { $0.maxQueue = 2 }) { client, app in
             let running = try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders,
                                                    body: jsonBody(["prompt": "first", "steps": 100]))
@@ -123,14 +125,16 @@ import Testing
                                                 body: jsonBody(["prompt": "sync"]))
             #expect(sync.status == .tooManyRequests)
             for id in ids + [runningID] { _ = try await client.execute(uri: "/v1/jobs/\(id)", method: .delete) }
+            generator.release()
             // Nobody is left listening for the refused request's job.
             #expect(app.runtime.events.subscriberCount == 0)
         }
     }
 
     @Test func compatibleJobsRunAsOneBatch() async throws {
-        let generator = FakeGenerator(stepDelay: 0.01)
+        let generator = FakeGenerator(holdFirstBatch: true)
         try await withServer(generator: generator, configure: { $0.maxBatch = 4 }) { client, _ in
+            // The head job holds the worker until everything else is queued.
             let first = try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders,
                                                  body: jsonBody(["prompt": "head", "steps": 30]))
             let firstID = try #require(first.json["id"] as? String)
@@ -148,6 +152,7 @@ import Testing
                                                         body: jsonBody(body))
                 ids.append(try #require(response.json["id"] as? String))
             }
+            generator.release()
             for id in ids + [firstID] { #expect(try await waitForJob(client, id)["status"] as? String == "succeeded") }
             let batches = generator.batches.current
             #expect(batches.count == 4)
@@ -160,11 +165,16 @@ import Testing
     }
 
     @Test func serverSentEventsFollowAJob() async throws {
-        try await withServer(generator: FakeGenerator(stepDelay: 0.01)) { client, app in
+        let generator = FakeGenerator(stepDelay: 0.01, holdFirstBatch: true)
+        try await withServer(generator: generator) { client, app in
             let submitted = try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders,
                                                      body: jsonBody(["prompt": "events", "steps": 5]))
             let id = try #require(submitted.json["id"] as? String)
-            let stream = try await client.execute(uri: "/v1/jobs/\(id)/events?previews=true", method: .get)
+            // The job waits at its first step until the stream is open.
+            async let opened = client.execute(uri: "/v1/jobs/\(id)/events?previews=true", method: .get)
+            try await eventually { app.runtime.events.hasSubscribers(id) }
+            generator.release()
+            let stream = try await opened
             #expect(stream.status == .ok)
             #expect(stream.headers[.contentType] == "text/event-stream")
             let events = stream.text.components(separatedBy: "\n").filter { $0.hasPrefix("event: ") }
@@ -197,7 +207,7 @@ import Testing
     }
 
     @Test func drainingRefusesNewWorkAndKeepsQueuedJobs() async throws {
-        let generator = FakeGenerator(stepDelay: 0.02)
+        let generator = FakeGenerator(holdFirstBatch: true)
         try await withServer(generator: generator) { client, app in
             let running = try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders,
                                                    body: jsonBody(["prompt": "running", "steps": 20]))
@@ -214,6 +224,7 @@ import Testing
             #expect(refused.headers[.retryAfter] != nil)
             #expect(try await client.execute(uri: "/readyz", method: .get).status == .serviceUnavailable)
             // The running job finishes; the queued one stays queued for the next start.
+            generator.release()
             #expect(try await waitForJob(client, runningID)["status"] as? String == "succeeded")
             try await Task.sleep(for: .milliseconds(100))
             let kept = try await client.execute(uri: "/v1/jobs/\(queuedID)", method: .get)

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -15,18 +16,32 @@ final class FakeGenerator: ImageGenerator, @unchecked Sendable {
     let batches = Locked<[ImageBatch]>([])
     /// The last step each batch reached, in order.
     let lastSteps = Locked<[Int]>([])
+    /// Batches that returned or threw.
+    let finished = Locked(0)
     let failPrompt: String?
+    /// With `holdFirstBatch`, the first batch waits here before its first step until `release()` (at most 30 s), so
+    /// a test can queue, cancel or drain around a running job however slow the machine is.
+    private let gate = DispatchSemaphore(value: 0)
+    let holdFirstBatch: Bool
 
-    init(stepDelay: Double = 0, failPrompt: String? = nil) {
+    init(stepDelay: Double = 0, failPrompt: String? = nil, holdFirstBatch: Bool = false) {
         self.stepDelay = stepDelay
         self.failPrompt = failPrompt
+        self.holdFirstBatch = holdFirstBatch
     }
+
+    func release() { gate.signal() }
 
     func load() throws {}
 
     func generate(_ batch: ImageBatch, onStep: (BatchStep) throws -> Void) throws -> BatchOutput {
-        batches.withLock { $0.append(batch) }
+        let first = batches.withLock { batches in
+            batches.append(batch)
+            return batches.count == 1
+        }
         lastSteps.withLock { $0.append(0) }
+        defer { finished.withLock { $0 += 1 } }
+        if holdFirstBatch && first { _ = gate.wait(timeout: .now() + 30) }
         if let failPrompt, batch.prompts.contains(failPrompt) { throw FakeError.failed }
         for step in 1...batch.steps {
             if stepDelay > 0 { Thread.sleep(forTimeInterval: stepDelay) }
@@ -57,7 +72,7 @@ func testConfig(_ directory: String) -> ServerConfig {
     config.port = 0
     config.limits.minSide = 32
     config.limits.maxSide = 256
-    config.limits.maxSteps = 200
+    config.limits.maxSteps = 1000
     config.limits.maxPromptCharacters = 100
     config.maxBodyBytes = 16 * 1024
     config.syncTimeout = 30
@@ -126,6 +141,11 @@ func waitForJob(_ client: any TestClientProtocol, _ id: String, headers: HTTPFie
     }
     Issue.record("job \(id) never reached the expected state; last: \(job)")
     return job
+}
+
+/// Waits (up to 10 s) until `condition` holds.
+func eventually(_ condition: () -> Bool) async throws {
+    for _ in 0..<1000 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
 }
 
 /// Width and height from a PNG's IHDR chunk.
