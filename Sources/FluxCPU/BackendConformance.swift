@@ -334,6 +334,14 @@ public enum BackendConformance {
         Case(op: "upsampleNearest", detail: "[1,2,3,3] ×3", threshold: copy,
              inputs: { r in [r.tensor([1, 2, 3, 3])] },
              body: { b, t in .tensor(try b.upsampleNearest(t[0], factor: 3)) }),
+        // Shapes that reach the GPU's vectorised group-norm and ×2 upsample kernels.
+        Case(op: "groupNorm", detail: "x[2,16,8,12] groups 4 silu (vectorised)", threshold: accumulated,
+             inputs: { r in [r.tensor([2, 16, 8, 12], scale: 2, offset: 0.5), r.tensor([16], offset: 1), r.tensor([16])] },
+             body: { b, t in .tensor(try b.groupNorm(t[0], groups: 4, weight: t[1], bias: t[2], eps: 1e-6,
+                                                     activation: .silu)) }),
+        Case(op: "upsampleNearest", detail: "[2,3,4,8] ×2 (vectorised)", threshold: copy,
+             inputs: { r in [r.tensor([2, 3, 4, 8])] },
+             body: { b, t in .tensor(try b.upsampleNearest(t[0], factor: 2)) }),
     ]
 
     private static let imageCases: [Case] = [
@@ -349,6 +357,13 @@ public enum BackendConformance {
              body: { b, t in .tensor(try b.conv2d(t[0], weight: t[1], bias: nil, stride: 1, padding: .all(0))) }),
         Case(op: "conv2d", detail: "x[1,64,16,16] w[32,64,3,3] +bias pad 1", threshold: accumulated,
              inputs: { r in [r.tensor([1, 64, 16, 16]), r.tensor([32, 64, 3, 3], scale: 0.1), r.tensor([32])] },
+             body: { b, t in .tensor(try b.conv2d(t[0], weight: t[1], bias: t[2], stride: 1, padding: .all(1))) }),
+        // ≥ 1 GFLOP: the GPU times its plans and takes the channels-last path; 3 output channels: the VAE's conv_out.
+        Case(op: "conv2d", detail: "x[1,128,96,96] w[128,128,3,3] +bias pad 1 (timed plans)", threshold: accumulated,
+             inputs: { r in [r.tensor([1, 128, 96, 96]), r.tensor([128, 128, 3, 3], scale: 0.05), r.tensor([128])] },
+             body: { b, t in .tensor(try b.conv2d(t[0], weight: t[1], bias: t[2], stride: 1, padding: .all(1))) }),
+        Case(op: "conv2d", detail: "x[2,16,13,10] w[3,16,3,3] +bias pad 1 (3 outputs)", threshold: accumulated,
+             inputs: { r in [r.tensor([2, 16, 13, 10]), r.tensor([3, 16, 3, 3], scale: 0.3), r.tensor([3])] },
              body: { b, t in .tensor(try b.conv2d(t[0], weight: t[1], bias: t[2], stride: 1, padding: .all(1))) }),
     ]
 
