@@ -64,8 +64,11 @@ extension CUDABackend {
                let plan = engine.plan(.init(batch: batch, heads: heads, sq: sq, sk: sk, dim: dim))
             {
                 let workspace = try allocator.allocate(max(plan.workspaceSize, 1))
-                try engine.dnn.execute(plan, handle: engine.handle, q: qp, k: kp, v: vp, o: y, scale: scale,
-                                       workspace: workspace.pointer)
+                let flops = 4 * Double(batch * heads) * Double(sq) * Double(sk) * Double(dim)
+                try profiler.measure("sdpa \(sq)x\(sk) h\(heads) d\(dim)", flops: flops, stream: stream) {
+                    try engine.dnn.execute(plan, handle: engine.handle, q: qp, k: kp, v: vp, o: y, scale: scale,
+                                           workspace: workspace.pointer)
+                }
                 return out
             }
             if options.attention == .automatic, dim % 8 == 0,

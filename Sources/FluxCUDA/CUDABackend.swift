@@ -59,6 +59,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let kernels: KernelCache
     let matmul: MatmulEngine?
     let sdpa: SDPAEngine?
+    let profiler: OpProfiler
     private let lock = NSRecursiveLock()
 
     /// Opens device `options.device`: loads the libraries, retains the primary context, creates the stream.
@@ -93,14 +94,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         guard let stream else { throw TensorError.backend("cuda: cuStreamCreate returned no stream") }
         self.stream = stream
         allocator = DeviceAllocator(driver: driver, context: context, backendName: "cuda:\(options.device)")
+        profiler = OpProfiler(driver: driver)
         kernels = KernelCache(driver: driver, computeCapability: computeCapability, nvrtc: try CUDABackend.loadNVRTC())
         switch options.matmul {
         case .kernel:
             matmul = nil
         case .cublasLt:
-            matmul = try MatmulEngine(allocator: allocator)
+            matmul = try MatmulEngine(allocator: allocator, profiler: profiler)
         case .automatic:
-            matmul = try? MatmulEngine(allocator: allocator)
+            matmul = try? MatmulEngine(allocator: allocator, profiler: profiler)
         }
         sdpa = options.attention == .automatic ? try? SDPAEngine(stream: stream) : nil
     }
@@ -208,8 +210,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         if sharedBytes > 48 * 1024 {
             try kernels.allowSharedMemory(function, id: module + "." + kernel, bytes: sharedBytes)
         }
-        try driver.launch(function, name: kernel, grid: grid, block: block, sharedBytes: sharedBytes, stream: stream,
-                          arguments)
+        try profiler.measure(kernel, stream: stream) {
+            try driver.launch(function, name: kernel, grid: grid, block: block, sharedBytes: sharedBytes,
+                              stream: stream, arguments)
+        }
     }
 
     /// Launches a grid-stride kernel over `count` items: 256 threads a block, at most 32 blocks per SM.

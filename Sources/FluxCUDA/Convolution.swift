@@ -266,6 +266,10 @@ extension CUDABackend {
 
     /// Queues one candidate: for channels-last, the copies in and out around cuDNN; for `.accumulate`, the bias
     /// fill first.
+    private func convolutionName(_ s: CuDNNConvolution.Shape) -> String {
+        "conv \(s.channels)→\(s.outChannels) \(s.kernelHeight)x\(s.kernelWidth) at \(s.height)x\(s.width)"
+    }
+
     private func runCandidate(_ engine: ConvolutionEngine, _ c: ConvolutionCandidate, _ s: CuDNNConvolution.Shape,
                               x: CUdeviceptr, w: CUdeviceptr, bias: CUdeviceptr?, y: CUdeviceptr) throws
     {
@@ -277,8 +281,10 @@ extension CUDABackend {
                 try fillChannels(y, bias: bias, count: s.batch * s.outChannels * outPixels, inner: outPixels,
                                  channels: s.outChannels, valid: s.outChannels)
             }
-            try engine.api.execute(c.plan, handle: engine.handle, x: x, w: w, bias: bias, y: y,
-                                   workspace: workspace.pointer)
+            try profiler.measure(convolutionName(s), flops: s.flops, stream: stream) {
+                try engine.api.execute(c.plan, handle: engine.handle, x: x, w: w, bias: bias, y: y,
+                                       workspace: workspace.pointer)
+            }
         case .nhwc:
             let (cp, kp) = (c.plan.graph.shape.channels, c.plan.graph.shape.outChannels)
             let taps = s.kernelHeight * s.kernelWidth
@@ -305,8 +311,10 @@ extension CUDABackend {
                 try fillChannels(yt.pointer, bias: bias, count: s.batch * outPixels * kp, inner: 1, channels: kp,
                                  valid: s.outChannels)
             }
-            try engine.api.execute(c.plan, handle: engine.handle, x: xt.pointer, w: wt.pointer,
-                                   bias: paddedBias?.pointer ?? bias, y: yt.pointer, workspace: workspace.pointer)
+            try profiler.measure(convolutionName(s), flops: s.flops, stream: stream) {
+                try engine.api.execute(c.plan, handle: engine.handle, x: xt.pointer, w: wt.pointer,
+                                       bias: paddedBias?.pointer ?? bias, y: yt.pointer, workspace: workspace.pointer)
+            }
             try transposePad(yt.pointer, y, batch: s.batch, rows: outPixels, cols: s.outChannels, ldX: kp,
                              ldY: outPixels, batchX: outPixels * kp, batchY: s.outChannels * outPixels)
         }

@@ -11,7 +11,10 @@ final class MatmulEngine: @unchecked Sendable {
     /// Shapes cuBLASLt had no algorithm for; they run on the fallback kernel.
     private var unsupported: Set<CuBLASLt.Shape> = []
 
-    init(allocator: DeviceAllocator) throws {
+    let profiler: OpProfiler
+
+    init(allocator: DeviceAllocator, profiler: OpProfiler) throws {
+        self.profiler = profiler
         blas = try CuBLASLt()
         handle = try blas.createHandle()
         workspace = try allocator.allocate(MatmulEngine.workspaceBytes)
@@ -20,8 +23,14 @@ final class MatmulEngine: @unchecked Sendable {
     func run(_ plan: CuBLASLt.Plan, a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr?, d: CUdeviceptr,
              beta: Float = 0, stream: CUhandle) throws
     {
-        try blas.matmul(plan, handle: handle, a: a, b: b, bias: bias, d: d, beta: beta, workspace: workspace.pointer,
-                        workspaceSize: MatmulEngine.workspaceBytes, stream: stream)
+        let s = plan.shape
+        let products = Double(s.batch) * Double(s.m) * Double(s.n) * Double(s.k)
+        let operands = Double(s.batch) * Double(s.m * s.k + s.k * s.n + s.m * s.n * (s.outputF32 ? 2 : 1)) * 2
+        try profiler.measure("gemm \(s.m)x\(s.n)x\(s.k)" + (s.batch > 1 ? " ×\(s.batch)" : ""), flops: 2 * products,
+                             bytes: operands, stream: stream) {
+            try blas.matmul(plan, handle: handle, a: a, b: b, bias: bias, d: d, beta: beta,
+                            workspace: workspace.pointer, workspaceSize: MatmulEngine.workspaceBytes, stream: stream)
+        }
     }
 
     /// The plan for a shape, or nil when cuBLASLt offers no algorithm for it.

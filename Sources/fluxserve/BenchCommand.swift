@@ -30,6 +30,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
+    @Flag(help: "Also time every op of one transformer step (first size) and one VAE decode on the GPU.")
+    var profile = false
+
     @OptionGroup var device: DeviceOptions
 
     struct Row: Codable {
@@ -46,6 +49,7 @@ struct Bench: ParsableCommand {
         var rows: [Row]
         var loadSeconds: [String: Double]
         var peakMemoryBytes: Int?
+        var profiles: [StageProfile] = []
     }
 
     func run() throws {
@@ -62,6 +66,14 @@ struct Bench: ParsableCommand {
             let t5Ids = try TokenIds(rows: [(0..<defaults.maxSequenceLength).map { _ in
                 Int32(rng.next() % UInt64(models.t5.config.vocabSize)) }])
             let clipIds = try TokenIds(rows: [(0..<77).map { _ in Int32(rng.next() % UInt64(models.clip.config.vocabSize)) }])
+
+            func profileStage(_ stage: String, _ size: String, _ body: () throws -> Tensor) throws {
+                guard let p = try StageProfile.measure(stage, size, on: backend, body) else {
+                    return printError("--profile: per-op times need --device cuda")
+                }
+                report.profiles.append(p)
+                print(p.table())
+            }
 
             func time(_ stage: String, _ size: String, repeats: Int, _ body: () throws -> Tensor) throws {
                 for _ in 0..<warmup { _ = try backend.absSum(try body()) }
@@ -83,19 +95,22 @@ struct Bench: ParsableCommand {
                 try time("clip-encode", "77 tok", repeats: repeats) { try models.clip(clipIds).poolerOutput }
             }
             let txt = try models.t5(t5Ids), pooled = try models.clip(clipIds).poolerOutput
-            for (w, h) in parsedSizes where wanted.contains("step") {
+            for (i, (w, h)) in parsedSizes.enumerated() where wanted.contains("step") {
                 let g = try geometry(models, w, h)
                 let img = try noise(backend, [1, g.imageTokens, g.packedChannels], seed: 2)
                 let pe = try positions(models.transformer, g, textTokens: txt.shape[1])
-                try time("transformer-step", "\(w)x\(h)", repeats: repeats) {
+                let step = {
                     try models.transformer(img: img, txt: txt, y: pooled, timesteps: [0.5],
                                            guidance: models.transformer.config.guidanceEmbeds ? [3.5] : nil, pe: pe)
                 }
+                try time("transformer-step", "\(w)x\(h)", repeats: repeats, step)
+                if profile, i == 0 { try profileStage("transformer-step", "\(w)x\(h)", step) }
             }
             let (w, h) = mainSize, g = try geometry(models, w, h)
             if wanted.contains("vae") {
                 let latents = try noise(backend, [1, g.latentChannels, g.latentHeight, g.latentWidth], seed: 3)
                 try time("vae-decode", "\(w)x\(h)", repeats: repeats) { try models.vae.decode(latents) }
+                if profile { try profileStage("vae-decode", "\(w)x\(h)") { try models.vae.decode(latents) } }
             }
             if wanted.contains("image") {
                 let schedule = try models.scheduler.schedule(steps: steps, imageSeqLen: g.imageTokens)

@@ -122,10 +122,12 @@ final class CuBLASLt: @unchecked Sendable {
         let a: Handle, b: Handle, d: Handle
         let algo: UnsafeMutableRawPointer   // cublasLtMatmulAlgo_t, 64 bytes
         let workspaceSize: Int
+        let shape: Shape
         private let owner: CuBLASLt
 
         init(_ lt: CuBLASLt, handle: Handle, shape s: Shape, workspaceLimit: Int) throws {
             owner = lt
+            shape = s
             var desc: Handle?, a: Handle?, b: Handle?, d: Handle?, pref: Handle?
             try lt.check(lt.cublasLtMatmulDescCreate(&desc, CuBLASLt.computeF32, CuBLASLt.typeF32),
                          "cublasLtMatmulDescCreate")
