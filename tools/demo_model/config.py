@@ -4,7 +4,9 @@ training script (on the GPU machine) and by assemble.py (here, with the pinned d
 RESOLUTION = 128
 DEFAULTS = {"width": 128, "height": 128, "steps": 20, "guidance": 3.5, "max_sequence_length": 32}
 
-VAE = dict(in_channels=3, out_channels=3, latent_channels=8, block_out_channels=[16, 32, 64, 64],
+# 16 latent channels (FLUX's own number) and wider blocks than the first demo's (8 channels, 16-32-64-64): small stars
+# and triangles came back from that one as blobs (12 of 30 small stars still read as stars after a round trip).
+VAE = dict(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=[32, 48, 64, 96],
            layers_per_block=1, norm_num_groups=8, down_block_types=["DownEncoderBlock2D"] * 4,
            up_block_types=["UpDecoderBlock2D"] * 4, use_quant_conv=False, use_post_quant_conv=False,
            sample_size=RESOLUTION)
@@ -15,9 +17,9 @@ CLIP = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_att
 T5 = dict(d_model=128, d_kv=32, num_heads=4, d_ff=256, num_layers=2, feed_forward_proj="gated-gelu",
           is_encoder_decoder=False, dropout_rate=0.0)
 
-TRANSFORMER = dict(patch_size=1, in_channels=32, num_layers=2, num_single_layers=6, attention_head_dim=64,
-                   num_attention_heads=3, joint_attention_dim=128, pooled_projection_dim=128, guidance_embeds=True,
-                   axes_dims_rope=(8, 28, 28))
+TRANSFORMER = dict(patch_size=1, in_channels=4 * VAE["latent_channels"], num_layers=2, num_single_layers=6,
+                   attention_head_dim=64, num_attention_heads=3, joint_attention_dim=128, pooled_projection_dim=128,
+                   guidance_embeds=True, axes_dims_rope=(8, 28, 28))
 
 # FLUX.1-dev's scheduler, unchanged: dynamic shifting by image sequence length (64 tokens here → mu ≈ 0.47).
 SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,

@@ -186,9 +186,10 @@ def pack(scenes):
     return {k: torch.from_numpy(v) for k, v in out.items()}
 
 
-def random_params(b, generator, device):
-    """Captionless scenes for the autoencoder, drawn fast on `device`: 0-3 objects of any of the shapes, palette or
-    random colours, overlaps allowed, sizes from tiny to large; same keys as `pack`."""
+def random_params(b, generator, device, shape_weights=None):
+    """Captionless scenes for the autoencoder, drawn fast on `device`: 0-3 objects of any of the shapes (uniformly, or
+    in proportion to `shape_weights`, one per entry of SHAPES), palette or random colours, overlaps allowed, sizes
+    from tiny to large; same keys as `pack`."""
     def u(*shape):
         return torch.rand(*shape, generator=generator, device=device)
     palette = torch.tensor([PALETTE[c] for c in COLORS], device=device, dtype=torch.float32) / 255
@@ -198,9 +199,11 @@ def random_params(b, generator, device):
         named = (named + (u(*shape, 3) - 0.5) * (2 * JITTER / 255)).clamp(0, 1)
         return torch.where(u(*shape, 1) < 0.2, u(*shape, 3), named)
     k = MAX_OBJECTS
+    weights = torch.tensor(shape_weights or [1.0] * len(SHAPES), device=device, dtype=torch.float32)
+    shapes = torch.multinomial(weights, b * k, replacement=True, generator=generator).view(b, k)
     radius = 0.05 + 0.2 * u(b, k) ** 1.5
     return {"bg": torch.where(u(b, 1) < 0.4, palette[COLORS.index("white")].expand(b, 3), colors(b)),
-            "rgb": colors(b, k), "shape": torch.randint(len(SHAPES), (b, k), generator=generator, device=device),
+            "rgb": colors(b, k), "shape": shapes,
             "x": radius + (1 - 2 * radius) * u(b, k), "y": radius + (1 - 2 * radius) * u(b, k), "radius": radius,
             "rotation": (u(b, k) - 0.5) * 0.6,
             "active": (u(b, k) < torch.tensor([0.9, 0.55, 0.4], device=device)).float()}
