@@ -2,19 +2,32 @@ import FluxCore
 import Foundation
 
 /// cuBLASLt with its handle, workspace and one cached plan (descriptors + chosen algorithm) per shape and epilogue.
+///
+/// With tuning on (`GemmTuneSettings`), a plan holds the heuristic's top candidates, and the first product of a shape
+/// first times each of them on the call's own A, B and bias into a scratch D (the real D untouched, so accumulating
+/// calls stay right), keeps the fastest, then runs the call. The timed runs are never part of a profile.
 final class MatmulEngine: @unchecked Sendable {
     static let workspaceBytes = 32 << 20
     let blas: CuBLASLt
     let handle: CuBLASLt.Handle
     let workspace: CUDAStorage
+    private let allocator: DeviceAllocator
     private var plans: [CuBLASLt.Shape: CuBLASLt.Plan] = [:]
     /// Shapes cuBLASLt had no algorithm for; they run on the fallback kernel.
     private var unsupported: Set<CuBLASLt.Shape> = []
+    /// `FLUXSERVE_GEMM_TUNE`, or why it could not be read (thrown at the first product).
+    private let tuneSettings: Result<GemmTuneSettings, TensorError>
+    /// One entry per shape whose candidates were timed, in the order they were.
+    private(set) var tuningReport: [GemmTuningEntry] = []
 
     let profiler: OpProfiler
 
-    init(allocator: DeviceAllocator, profiler: OpProfiler) throws {
+    init(allocator: DeviceAllocator, profiler: OpProfiler,
+         environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.profiler = profiler
+        self.allocator = allocator
+        tuneSettings = Result { try GemmTuneSettings(environment["FLUXSERVE_GEMM_TUNE"]) }
+            .mapError { $0 as? TensorError ?? .backend("\($0)") }
         blas = try CuBLASLt()
         handle = try blas.createHandle()
         workspace = try allocator.allocate(MatmulEngine.workspaceBytes)
@@ -23,6 +36,7 @@ final class MatmulEngine: @unchecked Sendable {
     func run(_ plan: CuBLASLt.Plan, a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr?, d: CUdeviceptr,
              beta: Float = 0, stream: CUhandle) throws
     {
+        if plan.needsChoice { tune(plan, a: a, b: b, bias: bias, beta: beta, stream: stream) }
         let s = plan.shape
         let products = Double(s.batch) * Double(s.m) * Double(s.n) * Double(s.k)
         let operands = Double(s.batch) * Double(s.m * s.k + s.k * s.n + s.m * s.n * (s.outputF32 ? 2 : 1)) * 2
@@ -33,12 +47,16 @@ final class MatmulEngine: @unchecked Sendable {
         }
     }
 
-    /// The plan for a shape, or nil when cuBLASLt offers no algorithm for it.
+    /// The plan for a shape, or nil when cuBLASLt offers no algorithm for it. Throws for an unreadable
+    /// `FLUXSERVE_GEMM_TUNE`.
     func plan(_ key: CuBLASLt.Shape) throws -> CuBLASLt.Plan? {
         if let plan = plans[key] { return plan }
         if unsupported.contains(key) { return nil }
+        let settings = try tuneSettings.get()
+        let flops = 2 * Double(key.batch) * Double(key.m) * Double(key.n) * Double(key.k)
         do {
-            let plan = try CuBLASLt.Plan(blas, handle: handle, shape: key, workspaceLimit: MatmulEngine.workspaceBytes)
+            let plan = try CuBLASLt.Plan(blas, handle: handle, shape: key, workspaceLimit: MatmulEngine.workspaceBytes,
+                                         candidates: settings.candidates(flops: flops))
             plans[key] = plan
             return plan
         } catch {
@@ -46,6 +64,95 @@ final class MatmulEngine: @unchecked Sendable {
             return nil
         }
     }
+
+    /// Times every candidate of `plan` on the call's operands into a scratch output and chooses the fastest
+    /// (`GemmTuning.choose`), or takes candidate `pick` untimed. The runs are queued ahead of the real call on the
+    /// same stream, outside `profiler.measure`. A failure leaves the heuristic's first and is noted in the report,
+    /// never thrown: the real call that follows reports a broken device itself.
+    private func tune(_ plan: CuBLASLt.Plan, a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr?, beta: Float,
+                      stream: CUhandle)
+    {
+        plan.needsChoice = false
+        guard case let .success(settings) = tuneSettings, settings.enabled || settings.pick != nil else { return }
+        let s = plan.shape, count = plan.candidateCount, repeats = settings.repeats
+        let flops = 2 * Double(s.batch) * Double(s.m) * Double(s.n) * Double(s.k)
+        var times = [Double?](repeating: nil, count: count), note: String?
+        var start = DispatchTime.now().uptimeNanoseconds
+        if let pick = settings.pick {
+            note = "pick=\(pick), untimed"
+        } else {
+            do {
+                // The work queued so far first, so that the time reported is the tuning's own.
+                try allocator.driver.check(allocator.driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+                start = DispatchTime.now().uptimeNanoseconds
+                times = try timeCandidates(plan, repeats: repeats, a: a, b: b, bias: bias, beta: beta, stream: stream)
+            } catch {
+                note = "\(error)"
+            }
+        }
+        let chosen = settings.pick.map { min($0, count - 1) } ?? GemmTuning.choose(times, margin: settings.margin)
+        plan.choose(chosen)
+        let name = "\(s.m)x\(s.n)x\(s.k)" + (s.batch > 1 ? " ×\(s.batch)" : "") + " \(s.epilogue)"
+            + (s.outputF32 ? " f32" : "") + (beta != 0 ? " β=1" : "")
+        let algorithms = (0..<count).map { blas.describe(plan.algo($0)) }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        let entry = GemmTuningEntry(shape: name, flops: flops, milliseconds: times, algorithms: algorithms,
+                                    chosen: chosen, tuningMs: elapsed, note: note)
+        tuningReport.append(entry)
+        if settings.log { FileHandle.standardError.write(Data((entry.line + "\n").utf8)) }
+    }
+
+    /// Each candidate's median time over `repeats` runs, after one untimed run of every candidate (which loads its
+    /// kernels); nil for a candidate cuBLASLt refused. Rounds go over all candidates in turn, so a clock still rising
+    /// at start-up slows every candidate alike. One wait for the device at the end.
+    private func timeCandidates(_ plan: CuBLASLt.Plan, repeats: Int, a: CUdeviceptr, b: CUdeviceptr,
+                                bias: CUdeviceptr?, beta: Float, stream: CUhandle) throws -> [Double?]
+    {
+        let driver = allocator.driver, count = plan.candidateCount
+        let scratch = try allocator.allocate(GemmTuning.outputBytes(plan.shape))
+        // Zeros, so β = 1 runs read numbers rather than whatever the block last held.
+        try driver.check(driver.cuMemsetD8Async(scratch.pointer, 0, scratch.byteCount, stream), "cuMemsetD8Async")
+        func runCandidate(_ i: Int) -> Bool {
+            (try? blas.matmul(plan, candidate: i, handle: handle, a: a, b: b, bias: bias, d: scratch.pointer,
+                              beta: beta, workspace: workspace.pointer, workspaceSize: MatmulEngine.workspaceBytes,
+                              stream: stream)) != nil
+        }
+        var works = (0..<count).map(runCandidate)
+        var events: [CUhandle] = []
+        defer { for event in events { _ = driver.cuEventDestroy(event) } }
+        for _ in 0..<(2 * count * repeats) {
+            var event: CUhandle?
+            try driver.check(driver.cuEventCreate(&event, 0), "cuEventCreate")
+            guard let event else { throw TensorError.backend("cuda: cuEventCreate returned no event") }
+            events.append(event)
+        }
+        // Events 2·(round·count + i) and the one after bracket round `round` of candidate i.
+        for round in 0..<repeats {
+            for i in 0..<count where works[i] {
+                let slot = 2 * (round * count + i)
+                try driver.check(driver.cuEventRecord(events[slot], stream), "cuEventRecord")
+                if !runCandidate(i) { works[i] = false }
+                try driver.check(driver.cuEventRecord(events[slot + 1], stream), "cuEventRecord")
+            }
+        }
+        try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
+        return try (0..<count).map { i -> Double? in
+            guard works[i] else { return nil }
+            let samples = try (0..<repeats).map { round -> Double in
+                let slot = 2 * (round * count + i)
+                var ms: Float = 0
+                try driver.check(driver.cuEventElapsedTime(&ms, events[slot], events[slot + 1]), "cuEventElapsedTime")
+                return Double(ms)
+            }
+            return GemmTuning.median(samples)
+        }
+    }
+}
+
+extension CUDABackend {
+    /// Per product shape whose cuBLASLt candidates were timed, the times and the choice (empty without cuBLASLt, with
+    /// `FLUXSERVE_GEMM_TUNE=0`, or before the first products).
+    public var matmulTuning: [GemmTuningEntry] { (try? locked { matmul?.tuningReport ?? [] }) ?? [] }
 }
 
 extension CUDABackend {

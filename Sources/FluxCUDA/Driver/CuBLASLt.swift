@@ -31,8 +31,14 @@ final class CuBLASLt: @unchecked Sendable {
     private static let prefMinAlignment: [Int32] = [5, 6, 7, 8]
     private static let layoutBatchCount: Int32 = 5     // CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT (int32)
     private static let layoutBatchStride: Int32 = 6    // CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET (int64, elements)
-    /// sizeof(cublasLtMatmulHeuristicResult_t): algo (64 bytes), workspaceSize, state, wavesCount, reserved[4].
-    private static let heuristicResultSize = 96
+    /// sizeof(cublasLtMatmulHeuristicResult_t) in cublasLt.h (CUDA 12 and 13): algo (`cublasLtMatmulAlgo_t`,
+    /// 8 × uint64) at 0, workspaceSize (size_t) at 64, state (cublasStatus_t, int32) at 72, wavesCount (float) at 76,
+    /// reserved (4 × int32) at 80.
+    static let heuristicResultSize = 96
+    /// sizeof(cublasLtMatmulAlgo_t).
+    static let algoSize = 64
+    /// Most heuristic results a plan asks for.
+    static let maxCandidates = 32
 
     let library: DynamicLibrary
     let version: Int
@@ -53,6 +59,10 @@ final class CuBLASLt: @unchecked Sendable {
         Handle?, Handle?, Handle?, Handle?, Handle?, Handle?, Handle?, Int32, UnsafeMutableRawPointer,
         UnsafeMutablePointer<Int32>
     ) -> Status
+    /// Optional: only for describing an algorithm in reports.
+    private let cublasLtMatmulAlgoConfigGetAttribute: (@convention(c) (
+        UnsafeRawPointer, Int32, UnsafeMutableRawPointer, Int, UnsafeMutablePointer<Int>?
+    ) -> Status)?
     private let cublasLtMatmul: @convention(c) (
         Handle?, Handle?, UnsafeRawPointer, CUdeviceptr, Handle?, CUdeviceptr, Handle?, UnsafeRawPointer, CUdeviceptr,
         Handle?, CUdeviceptr, Handle?, UnsafeRawPointer?, CUdeviceptr, Int, CUhandle?
@@ -77,6 +87,7 @@ final class CuBLASLt: @unchecked Sendable {
         cublasLtMatmulPreferenceDestroy = try lib.function("cublasLtMatmulPreferenceDestroy")
         cublasLtMatmulAlgoGetHeuristic = try lib.function("cublasLtMatmulAlgoGetHeuristic")
         cublasLtMatmul = try lib.function("cublasLtMatmul")
+        cublasLtMatmulAlgoConfigGetAttribute = try? lib.function("cublasLtMatmulAlgoConfigGetAttribute")
         version = cublasLtGetVersion()
     }
 
@@ -116,19 +127,56 @@ final class CuBLASLt: @unchecked Sendable {
         var alignment = 256
     }
 
-    /// Descriptors and the chosen algorithm for one `Shape`, made once and reused.
+    /// Descriptors and the algorithms cuBLASLt's heuristic offers for one `Shape`, made once and reused. The
+    /// heuristic ranks its results by estimated time; `candidateCount` of them are kept (state success, workspace
+    /// within the limit) and the plan runs the one `choose` picked, the first unless told.
     final class Plan: @unchecked Sendable {
         let desc: Handle
         let a: Handle, b: Handle, d: Handle
-        let algo: UnsafeMutableRawPointer   // cublasLtMatmulAlgo_t, 64 bytes
-        let workspaceSize: Int
         let shape: Shape
+        /// `candidateCount` × `cublasLtMatmulAlgo_t` (64 bytes each), in the heuristic's order.
+        private let algos: UnsafeMutableRawPointer
+        /// Per candidate: the workspace it needs (bytes) and cuBLASLt's predicted waves of thread blocks.
+        let workspaceSizes: [Int]
+        let wavesCounts: [Float]
+        /// The candidate `algo` and `workspaceSize` describe.
+        private(set) var chosen = 0
+        /// True until the caller has settled on a candidate (set by the caller; plans with one candidate start
+        /// settled).
+        var needsChoice: Bool
         private let owner: CuBLASLt
 
-        init(_ lt: CuBLASLt, handle: Handle, shape s: Shape, workspaceLimit: Int) throws {
+        var candidateCount: Int { workspaceSizes.count }
+        /// The chosen `cublasLtMatmulAlgo_t`.
+        var algo: UnsafeRawPointer { algo(chosen) }
+        var workspaceSize: Int { workspaceSizes[chosen] }
+
+        /// Candidate `index`'s algorithm (`index` in `0..<candidateCount`).
+        func algo(_ index: Int) -> UnsafeRawPointer {
+            UnsafeRawPointer(algos + CuBLASLt.algoSize * min(max(index, 0), candidateCount - 1))
+        }
+
+        /// Runs candidate `index` from now on; false (and no change) when there is no such candidate.
+        @discardableResult
+        func choose(_ index: Int) -> Bool {
+            guard index >= 0, index < candidateCount else { return false }
+            chosen = index
+            return true
+        }
+
+        /// Asks the heuristic for up to `candidates` algorithms (1 is the heuristic's best alone).
+        init(_ lt: CuBLASLt, handle: Handle, shape s: Shape, workspaceLimit: Int, candidates: Int = 1) throws {
             owner = lt
             shape = s
             var desc: Handle?, a: Handle?, b: Handle?, d: Handle?, pref: Handle?
+            // Whatever was made before a throw is destroyed on the way out; on success ownership passes to self.
+            var made = false
+            defer {
+                if !made {
+                    if desc != nil { _ = lt.cublasLtMatmulDescDestroy(desc) }
+                    for layout in [a, b, d] where layout != nil { _ = lt.cublasLtMatrixLayoutDestroy(layout) }
+                }
+            }
             try lt.check(lt.cublasLtMatmulDescCreate(&desc, CuBLASLt.computeF32, CuBLASLt.typeF32),
                          "cublasLtMatmulDescCreate")
             var transA: Int32 = s.transA ? CuBLASLt.opT : 0, epi = s.epilogue.rawValue, biasType = CuBLASLt.typeBF16
@@ -168,21 +216,34 @@ final class CuBLASLt: @unchecked Sendable {
                                  "set MIN_ALIGNMENT")
                 }
             }
-            let result = UnsafeMutableRawPointer.allocate(byteCount: CuBLASLt.heuristicResultSize, alignment: 16)
-            defer { result.deallocate() }
+            let requested = min(max(candidates, 1), CuBLASLt.maxCandidates)
+            let results = UnsafeMutableRawPointer.allocate(byteCount: CuBLASLt.heuristicResultSize * requested,
+                                                           alignment: 16)
+            defer { results.deallocate() }
+            results.initializeMemory(as: UInt8.self, repeating: 0, count: CuBLASLt.heuristicResultSize * requested)
             var found: Int32 = 0
-            try lt.check(lt.cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, d, d, pref, 1, result, &found),
+            try lt.check(lt.cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, d, d, pref, Int32(requested), results,
+                                                           &found),
                          "cublasLtMatmulAlgoGetHeuristic(\(s.m)x\(s.n)x\(s.k))")
-            guard let desc, let a, let b, let d, found > 0 else {
-                throw TensorError.backend("cuda: cuBLASLt has no algorithm for \(s.m)x\(s.n)x\(s.k) bf16 (\(s.epilogue))")
+            let usable = CuBLASLt.usableResults(results, count: min(max(Int(found), 0), requested),
+                                                workspaceLimit: workspaceLimit)
+            guard let desc, let a, let b, let d, !usable.isEmpty else {
+                throw TensorError.backend("cuda: cuBLASLt has no algorithm for \(s.m)x\(s.n)x\(s.k) bf16 "
+                                          + "(\(s.epilogue))")
             }
             self.desc = desc
             self.a = a
             self.b = b
             self.d = d
-            algo = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
-            algo.copyMemory(from: result, byteCount: 64)
-            workspaceSize = result.load(fromByteOffset: 64, as: Int.self)
+            algos = UnsafeMutableRawPointer.allocate(byteCount: CuBLASLt.algoSize * usable.count, alignment: 16)
+            for (slot, result) in usable.enumerated() {
+                let source = results + CuBLASLt.heuristicResultSize * result.index
+                (algos + CuBLASLt.algoSize * slot).copyMemory(from: source, byteCount: CuBLASLt.algoSize)
+            }
+            workspaceSizes = usable.map(\.workspaceSize)
+            wavesCounts = usable.map(\.wavesCount)
+            needsChoice = usable.count > 1
+            made = true
         }
 
         deinit {
@@ -190,13 +251,54 @@ final class CuBLASLt: @unchecked Sendable {
             _ = owner.cublasLtMatrixLayoutDestroy(a)
             _ = owner.cublasLtMatrixLayoutDestroy(b)
             _ = owner.cublasLtMatrixLayoutDestroy(d)
-            algo.deallocate()
+            algos.deallocate()
         }
     }
 
-    /// Runs a plan: `D = op(A)·B + β·D (+ bias, epilogue)` on `stream` (β = 1 accumulates into D in place).
-    func matmul(_ plan: Plan, handle: Handle, a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr?, d: CUdeviceptr,
-                beta: Float = 0, workspace: CUdeviceptr, workspaceSize: Int, stream: CUhandle?) throws
+    /// One entry of a `cublasLtMatmulHeuristicResult_t` array, read field by field.
+    struct HeuristicResult: Equatable {
+        var index: Int
+        var workspaceSize: Int
+        var state: Status
+        var wavesCount: Float
+    }
+
+    /// The usable entries of `count` heuristic results at `results` (state success, workspace within the limit), in
+    /// the heuristic's order.
+    static func usableResults(_ results: UnsafeRawPointer, count: Int, workspaceLimit: Int) -> [HeuristicResult] {
+        (0..<max(count, 0)).compactMap { i in
+            let base = results + heuristicResultSize * i
+            let workspace = base.loadUnaligned(fromByteOffset: 64, as: UInt64.self)
+            let result = HeuristicResult(index: i, workspaceSize: Int(exactly: workspace) ?? Int.max,
+                                         state: base.loadUnaligned(fromByteOffset: 72, as: Int32.self),
+                                         wavesCount: base.loadUnaligned(fromByteOffset: 76, as: Float.self))
+            return result.state == 0 && result.workspaceSize <= workspaceLimit ? result : nil
+        }
+    }
+
+    /// An algorithm's configuration as cublasLt.h numbers it (`cublasLtMatmulAlgoConfigAttributes_t`: id, tile,
+    /// stages, split-K count, reduction scheme, CTA swizzling, cluster shape), e.g. "id 66 tile 20 stages 13 splitK 1
+    /// reduction 0 swizzle 0 cluster 2"; empty when the library cannot say. Needs no device.
+    func describe(_ algo: UnsafeRawPointer) -> String {
+        guard let get = cublasLtMatmulAlgoConfigGetAttribute else { return "" }
+        // (name, attribute, size in bytes): the size must be exact (CUDA 13: cluster shape is a uint16, the rest
+        // 4-byte integers); an attribute this library does not know is left out.
+        let fields: [(String, Int32, Int)] = [("id", 0, 4), ("tile", 1, 4), ("stages", 6, 4), ("splitK", 2, 4),
+                                              ("reduction", 3, 4), ("swizzle", 4, 4), ("cluster", 8, 2)]
+        return fields.compactMap { name, attribute, size -> String? in
+            var value: UInt64 = 0, written = 0
+            guard get(algo, attribute, &value, size, &written) == 0, written == size else { return nil }
+            // Little-endian: the low `size` bytes hold the value; the id is an int32.
+            let number = size == 4 ? Int(Int32(truncatingIfNeeded: value)) : Int(UInt16(truncatingIfNeeded: value))
+            return "\(name) \(number)"
+        }.joined(separator: " ")
+    }
+
+    /// Runs a plan: `D = op(A)·B + β·D (+ bias, epilogue)` on `stream` (β = 1 accumulates into D in place), with
+    /// the plan's chosen algorithm or candidate `candidate`.
+    func matmul(_ plan: Plan, candidate: Int? = nil, handle: Handle, a: CUdeviceptr, b: CUdeviceptr,
+                bias: CUdeviceptr?, d: CUdeviceptr, beta: Float = 0, workspace: CUdeviceptr, workspaceSize: Int,
+                stream: CUhandle?) throws
     {
         if var pointer = bias {
             try check(cublasLtMatmulDescSetAttribute(plan.desc, CuBLASLt.descBiasPointer, &pointer, 8),
@@ -204,6 +306,7 @@ final class CuBLASLt: @unchecked Sendable {
         }
         var alpha: Float = 1, beta = beta
         try check(cublasLtMatmul(handle, plan.desc, &alpha, a, plan.a, b, plan.b, &beta, d, plan.d, d, plan.d,
-                                 plan.algo, workspace, workspaceSize, stream), "cublasLtMatmul")
+                                 candidate.map { plan.algo($0) } ?? plan.algo, workspace, workspaceSize, stream),
+                  "cublasLtMatmul")
     }
 }
