@@ -1,5 +1,6 @@
 import ArgumentParser
 import FluxCore
+import FluxCUDA
 import FluxModel
 import Foundation
 
@@ -50,6 +51,8 @@ struct Bench: ParsableCommand {
         var loadSeconds: [String: Double]
         var peakMemoryBytes: Int?
         var profiles: [StageProfile] = []
+        /// cuBLASLt candidates timed per product shape (`FLUXSERVE_GEMM_TUNE`), GPU only.
+        var gemmTuning: [GemmTuningEntry] = []
     }
 
     func run() throws {
@@ -106,6 +109,10 @@ struct Bench: ParsableCommand {
                 try time("transformer-step", "\(w)x\(h)", repeats: repeats, step)
                 if profile, i == 0 { try profileStage("transformer-step", "\(w)x\(h)", step) }
             }
+            if let tuning = (backend as? CUDABackend)?.matmulTuning, !tuning.isEmpty {
+                printError(GemmTuningEntry.summary(tuning))
+                if profile { tuning.forEach { printError("  " + $0.line) } }
+            }
             let (w, h) = mainSize, g = try geometry(models, w, h)
             if wanted.contains("vae") {
                 let latents = try noise(backend, [1, g.latentChannels, g.latentHeight, g.latentWidth], seed: 3)
@@ -133,6 +140,7 @@ struct Bench: ParsableCommand {
                 report.peakMemoryBytes = try reporting.memoryUsage().peak
                 printError("peak device memory: \(formatBytes(report.peakMemoryBytes ?? 0))")
             }
+            report.gemmTuning = (backend as? CUDABackend)?.matmulTuning ?? []
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let text = String(decoding: try encoder.encode(report), as: UTF8.self)
