@@ -141,7 +141,7 @@ public enum BackendConformance {
     private static let copy: Float = 1e-6, pointwise: Float = 4e-3, accumulated: Float = 1e-2, attention: Float = 2e-2
 
     static let cases: [Case] = linearCases + attentionCases + normCases + pointwiseCases + layoutCases + imageCases
-        + ropeCases + fusedCases + rejectionCases
+        + ropeCases + fusedCases + rejectionCases + uploadCases
 
     private static let linearCases: [Case] = {
         var out: [Case] = []
@@ -458,6 +458,25 @@ public enum BackendConformance {
     ]
 }
 
+extension BackendConformance {
+    /// `upload` then `download`, element by element against the CPU (which keeps f32 exactly): bf16 must come back
+    /// bit for bit, f32 rounded to nearest (at most 2⁻⁸ of each value; truncating would reach 2⁻⁷). Sizes from one
+    /// element to 150 MB, more than one of the GPU's 64 MiB staging buffers.
+    fileprivate static let uploadCases: [Case] = {
+        let roundTrips: [(DType, [Int], String)] = [
+            (.bf16, [1], "1"), (.bf16, [8, 125], "1000"), (.bf16, [1021, 1541], "3 MB"),
+            (.bf16, [7, 10_714_287], "150 MB"),
+            (.f32, [1], "1"), (.f32, [8, 125], "1000"), (.f32, [769, 1023], "3 MB"), (.f32, [3, 12_500_003], "150 MB"),
+        ]
+        return roundTrips.map { dtype, shape, size in
+            Case(op: "upload", detail: "\(dtype.safetensorsName) \(shape) (\(size)), round trip",
+                 threshold: dtype == .bf16 ? 0 : 1.0 / 256, metric: .perElement,
+                 inputs: { r in [r.rawTensor(shape, dtype: dtype)] },
+                 body: { _, t in .tensor(t[0]) })
+        }
+    }()
+}
+
 /// The value nearest `x` that bf16 can hold.
 func roundedToBF16(_ x: Float) -> Float { bfloat16ToFloat(floatToBfloat16(x)) }
 
@@ -477,6 +496,28 @@ struct ConformanceRandom {
 
     /// Uniform in [−1, 1).
     mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+
+    /// A host tensor of random finite bf16 or f32 values: random sign and mantissa bits, exponents within 2^±30
+    /// (bf16 also zeros and subnormals), not rounded to anything.
+    mutating func rawTensor(_ shape: [Int], dtype: DType) -> HostTensor {
+        precondition(dtype == .bf16 || dtype == .f32, "rawTensor: \(dtype)")
+        let n = shape.reduce(1, *), block = HostBuffer(byteCount: n * dtype.byteSize)
+        for i in 0..<n {
+            let bits = next()
+            if dtype == .bf16 {
+                // An all-ones exponent (inf, NaN) loses its top bit.
+                let raw = UInt16(truncatingIfNeeded: bits)
+                let value = raw & 0x7F80 == 0x7F80 ? raw & ~0x4000 : raw
+                block.pointer.storeBytes(of: value, toByteOffset: 2 * i, as: UInt16.self)
+            } else {
+                let exponent = UInt32(97 + (bits >> 32) % 61)  // 2^-30 ... 2^30
+                let value = UInt32(truncatingIfNeeded: bits) & 0x807F_FFFF | exponent << 23
+                block.pointer.storeBytes(of: value, toByteOffset: 4 * i, as: UInt32.self)
+            }
+        }
+        return HostTensor(shape: shape, dtype: dtype,
+                          bytes: UnsafeRawBufferPointer(start: block.pointer, count: block.byteCount), owner: block)
+    }
 
     /// A host tensor of `offset + scale · uniform` values, rounded to bf16.
     mutating func tensor(_ shape: [Int], scale: Float = 1, offset: Float = 0) -> HostTensor {

@@ -60,6 +60,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let matmul: MatmulEngine?
     let sdpa: SDPAEngine?
     let profiler: OpProfiler
+    /// The pinned buffers uploads go through (`StagedUpload.swift`), made on the first upload.
+    lazy var staging = PinnedStaging(driver: driver, context: context)
     private let lock = NSRecursiveLock()
 
     /// Opens device `options.device`: loads the libraries, retains the primary context, creates the stream.
@@ -227,22 +229,34 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 // MARK: Memory
 
 extension CUDABackend {
-    /// Converts on the host to bf16 (bf16 input is copied as is) and copies to the device. The copy is queued on the
-    /// stream; the host buffer may go as soon as the call returns (the driver stages pageable memory).
+    /// Converts to bf16 (bf16 input is copied as is) and queues the copy to the device through pinned staging
+    /// buffers (`PinnedStaging`), or from pageable memory when no pinned memory can be had. The host buffer may go as
+    /// soon as the call returns; ops queued later read the uploaded values (one stream).
     public func upload(_ host: HostTensor) throws -> Tensor {
-        try locked {
-            guard let count = elementCount(host.shape), count * host.dtype.byteSize == host.bytes.count else {
-                throw TensorError.shapeMismatch(op: "upload", operand: "host", shape: host.shape,
-                                                expected: "\(host.bytes.count / max(host.dtype.byteSize, 1)) elements")
-            }
-            let (tensor, pointer) = try empty(host.shape, "upload")
+        guard let count = elementCount(host.shape), count * host.dtype.byteSize == host.bytes.count else {
+            throw TensorError.shapeMismatch(op: "upload", operand: "host", shape: host.shape,
+                                            expected: "\(host.bytes.count / max(host.dtype.byteSize, 1)) elements")
+        }
+        return try upload(pieces: [host.bytes], shape: host.shape, dtype: host.dtype)
+    }
+
+    /// Uploads the concatenation of `pieces` (byte spans of `dtype` elements, `elementCount(shape)` in all, each
+    /// a whole number of elements) as one tensor of `shape`, without joining them on the host first.
+    func upload(pieces: [UnsafeRawBufferPointer], shape: [Int], dtype: DType) throws -> Tensor {
+        let total = pieces.reduce(0) { $0 + $1.count }
+        guard let count = elementCount(shape), count * dtype.byteSize == total,
+              pieces.allSatisfy({ $0.count % dtype.byteSize == 0 }) else {
+            throw TensorError.shapeMismatch(op: "upload", operand: "host", shape: shape,
+                                            expected: "\(total / max(dtype.byteSize, 1)) elements in whole pieces")
+        }
+        return try locked {
+            let (tensor, pointer) = try empty(shape, "upload")
             guard count > 0 else { return tensor }
-            var bits = [UInt16](repeating: 0, count: count)
-            if host.dtype == .bf16 {
-                bits.withUnsafeMutableBytes { $0.copyMemory(from: host.bytes) }
-            } else {
-                let values = host.floats()
-                for i in 0..<count { bits[i] = floatToBfloat16(values[i]) }
+            if try staging.upload(pieces, dtype: dtype, count: count, to: pointer, stream: stream) { return tensor }
+            // Pageable: the driver stages the copy itself before the call returns.
+            let bits = [UInt16](unsafeUninitializedCapacity: count) { buffer, initialized in
+                writeBF16(pieces, dtype: dtype, elements: 0..<count, to: UnsafeMutableRawPointer(buffer.baseAddress!))
+                initialized = count
             }
             try bits.withUnsafeBytes { raw in
                 try driver.check(driver.cuMemcpyHtoDAsync(pointer, raw.baseAddress, raw.count, stream),
@@ -250,6 +264,17 @@ extension CUDABackend {
             }
             return tensor
         }
+    }
+
+    /// How uploads reach the device, for reports: "pinned staging, 4 of 4 × 64 MiB allocated, 33.70 GB staged", or
+    /// "pageable (pinned staging failed: ...)".
+    public var uploadDescription: String {
+        (try? locked { staging.description }) ?? "unknown"
+    }
+
+    /// Why uploads take the pageable path (no pinned memory could be allocated), or nil when they are staged.
+    public var pinnedUploadFailure: String? {
+        (try? locked { staging.unavailableReason }) ?? nil
     }
 
     /// Waits for the stream, copies the bf16 values back and widens them to f32.

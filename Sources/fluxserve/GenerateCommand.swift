@@ -1,4 +1,5 @@
 import ArgumentParser
+import FluxCUDA
 import FluxCore
 import FluxModel
 import Foundation
@@ -58,12 +59,23 @@ struct Generate: ParsableCommand {
                 throw ValidationError("--output \(output): expected a .png file name")
             }
             let backend = try device.makeBackend()
+            let heldBefore = try (backend as? any MemoryReporting)?.memoryUsage().current
             let loadStart = Date()
             let pipeline = try FluxPipeline(components, backend: backend)
             try pipeline.validate(request)
-            printError(String(format: "loaded %@ in %.1fs; seed %llu, %d steps, %d×%d",
-                              model.name, Date().timeIntervalSince(loadStart), request.seed, request.steps,
-                              request.width, request.height))
+            let loadSeconds = Date().timeIntervalSince(loadStart)
+            // Bytes the weights took on the device (allocator size classes included), per second of loading.
+            let loaded = try heldBefore.flatMap { before in
+                try (backend as? any MemoryReporting).map { Double(try $0.memoryUsage().current - before) / 1e9 }
+            }
+            let rate = loaded.map { String(format: " (%.2f GB on %@, %.2f GB/s)", $0, backend.name,
+                                           $0 / max(loadSeconds, 1e-9)) } ?? ""
+            printError(String(format: "loaded %@ in %.1fs%@; seed %llu, %d steps, %d×%d",
+                              model.name, loadSeconds, rate, request.seed, request.steps, request.width,
+                              request.height))
+            if let cuda = backend as? CUDABackend, let reason = cuda.pinnedUploadFailure {
+                printError("warning: uploads went the slow (pageable) way: \(reason)")
+            }
             let reporter = ProgressReporter(label: "denoise")
             let result = try pipeline.generate(request) { reporter.report($0) }
             for i in 0..<request.batch {

@@ -74,6 +74,7 @@ struct Selftest: ParsableCommand {
                 }
             }
         }
+        if let cuda = backend as? CUDABackend { print("upload: \(cuda.uploadDescription)") }
         let failed = results.filter { !$0.passed }.count
         print("\(results.count - failed) passed, \(failed) failed")
         if failed > 0 { throw ExitCode.failure }

@@ -29,6 +29,9 @@ final class CUDADriver: @unchecked Sendable {
     let cuMemAlloc: @convention(c) (UnsafeMutablePointer<CUdeviceptr>, Int) -> Status
     let cuMemFree: @convention(c) (CUdeviceptr) -> Status
     let cuMemGetInfo: @convention(c) (UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> Status
+    /// Page-locked host memory (`flags` as `CU_MEMHOSTALLOC_*`; 0 is what `cuMemAllocHost` gives).
+    let cuMemHostAlloc: @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>, Int, UInt32) -> Status
+    let cuMemFreeHost: @convention(c) (UnsafeMutableRawPointer?) -> Status
     let cuMemcpyHtoDAsync: @convention(c) (CUdeviceptr, UnsafeRawPointer?, Int, CUhandle?) -> Status
     let cuMemcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer?, CUdeviceptr, Int, CUhandle?) -> Status
     let cuMemcpyDtoDAsync: @convention(c) (CUdeviceptr, CUdeviceptr, Int, CUhandle?) -> Status
@@ -61,6 +64,8 @@ final class CUDADriver: @unchecked Sendable {
     }
 
     static let errorOutOfMemory: Status = 2
+    /// `CU_EVENT_DISABLE_TIMING`: an event only waited on, never timed (cheaper to record).
+    static let eventDisableTiming: UInt32 = 2
     /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`.
     static let functionMaxDynamicSharedBytes: Int32 = 8
 
@@ -81,6 +86,8 @@ final class CUDADriver: @unchecked Sendable {
         cuMemAlloc = try lib.function("cuMemAlloc_v2")
         cuMemFree = try lib.function("cuMemFree_v2")
         cuMemGetInfo = try lib.function("cuMemGetInfo_v2")
+        cuMemHostAlloc = try lib.function("cuMemHostAlloc")
+        cuMemFreeHost = try lib.function("cuMemFreeHost")
         cuMemcpyHtoDAsync = try lib.function("cuMemcpyHtoDAsync_v2")
         cuMemcpyDtoHAsync = try lib.function("cuMemcpyDtoHAsync_v2")
         cuMemcpyDtoDAsync = try lib.function("cuMemcpyDtoDAsync_v2")
