@@ -25,6 +25,9 @@ extension CPUBackend {
     /// The f32 values of a tensor this backend made.
     func values(_ t: Tensor, _ op: String) throws -> UnsafeMutablePointer<Float> {
         guard let storage = t.storage as? CPUStorage else { throw TensorError.foreignStorage(op: op, backend: name) }
-        return storage.pointer
+        guard t.offset >= 0, t.offset + t.count <= storage.count else {
+            throw TensorError.backend("\(op): tensor of shape \(t.shape) at \(t.offset) over \(storage.count) values")
+        }
+        return storage.pointer + t.offset
     }
 }

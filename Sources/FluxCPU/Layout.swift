@@ -30,6 +30,7 @@ extension CPUBackend {
         try expect(a >= 0 && a < x.rank, op, "axis", [axis], "an axis of \(x.shape)")
         try expect(start >= 0 && count >= 0 && start + count <= x.shape[a], op, "x", x.shape,
                    "axis \(a) to hold \(start)..<\(start + count)")
+        if let view = x.contiguousSlice(axis: a, start: start, count: count) { return view }
         let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
         var shape = x.shape
         shape[a] = count

@@ -8,30 +8,46 @@ final class SDPAEngine: @unchecked Sendable {
 
     let dnn: CuDNN
     let handle: OpaquePointer
-    private var plans: [Shape: CuDNN.SDPAPlan] = [:]
+    /// Shapes whose engines have been timed: the fastest.
+    private var chosen: [Shape: CuDNN.SDPAPlan] = [:]
+    /// Shapes seen but not yet run: every engine config that finalized, in cuDNN's order.
+    private var candidates: [Shape: [CuDNN.SDPAPlan]] = [:]
     private var unsupported: Set<Shape> = []
+    /// One line per timed shape (engines and their times), for reports.
+    private(set) var choices: [String] = []
 
     init(stream: CUhandle) throws {
         dnn = try CuDNN()
         handle = try dnn.createHandle(stream: stream)
     }
 
-    func plan(_ shape: Shape) -> CuDNN.SDPAPlan? {
-        if let plan = plans[shape] { return plan }
+    /// The plan to run, or every candidate when they have not been timed yet; nil when cuDNN has no engine.
+    func plans(_ shape: Shape) -> [CuDNN.SDPAPlan]? {
+        if let plan = chosen[shape] { return [plan] }
+        if let plans = candidates[shape] { return plans }
         if unsupported.contains(shape) { return nil }
         do {
-            let plan = try CuDNN.SDPAPlan(dnn, handle: handle, batch: shape.batch, heads: shape.heads, sq: shape.sq,
-                                          sk: shape.sk, dim: shape.dim)
-            plans[shape] = plan
-            return plan
+            let plans = try CuDNN.SDPAPlan.candidates(dnn, handle: handle, batch: shape.batch, heads: shape.heads,
+                                                      sq: shape.sq, sk: shape.sk, dim: shape.dim)
+            if plans.count == 1 { chosen[shape] = plans[0] } else { candidates[shape] = plans }
+            return plans
         } catch {
             unsupported.insert(shape)
             return nil
         }
     }
+
+    func choose(_ plan: CuDNN.SDPAPlan, for shape: Shape, report: String) {
+        chosen[shape] = plan
+        candidates[shape] = nil
+        choices.append(report)
+    }
 }
 
 extension CUDABackend {
+    /// The cuDNN attention engines timed so far, one line per shape.
+    public var attentionTuning: [String] { (try? locked { sdpa?.choices ?? [] }) ?? [] }
+
     /// Largest head dimension the attention kernel takes (16 output columns per lane of a warp; the FLUX VAE's
     /// mid-block attention is one head of 512).
     static let maxAttentionHeadDim = 512
@@ -60,9 +76,10 @@ extension CUDABackend {
                 try driver.check(driver.cuMemsetD16Async(y, 0, q.count, stream), "cuMemsetD16Async")
                 return out
             }
-            if bias == nil, !causal, dim % 8 == 0, let engine = sdpa,
-               let plan = engine.plan(.init(batch: batch, heads: heads, sq: sq, sk: sk, dim: dim))
-            {
+            let shape = SDPAEngine.Shape(batch: batch, heads: heads, sq: sq, sk: sk, dim: dim)
+            if bias == nil, !causal, dim % 8 == 0, let engine = sdpa, let plans = engine.plans(shape) {
+                let plan = plans.count == 1
+                    ? plans[0] : try fastest(plans, engine, shape, q: qp, k: kp, v: vp, o: y, scale: scale)
                 let workspace = try allocator.allocate(max(plan.workspaceSize, 1))
                 let flops = 4 * Double(batch * heads) * Double(sq) * Double(sk) * Double(dim)
                 try profiler.measure("sdpa \(sq)x\(sk) h\(heads) d\(dim)", flops: flops, stream: stream) {
@@ -91,6 +108,47 @@ extension CUDABackend {
 extension CUDABackend {
     /// Most bytes of f32 scores plus bf16 probabilities `attentionByProducts` holds at once (one batch element).
     static let scoresByteLimit = 1 << 30
+
+    /// Times every cuDNN engine for an attention shape on the call's own operands (one untimed run, then two
+    /// between events; the output is written again by the real run) and keeps the fastest. Engines that fail to run
+    /// are skipped; once per shape, so it is start-up time.
+    private func fastest(_ plans: [CuDNN.SDPAPlan], _ engine: SDPAEngine, _ shape: SDPAEngine.Shape,
+                         q: CUdeviceptr, k: CUdeviceptr, v: CUdeviceptr, o: CUdeviceptr, scale: Float) throws
+        -> CuDNN.SDPAPlan
+    {
+        var start: CUhandle?, end: CUhandle?
+        try driver.check(driver.cuEventCreate(&start, 0), "cuEventCreate")
+        defer { _ = driver.cuEventDestroy(start) }
+        try driver.check(driver.cuEventCreate(&end, 0), "cuEventCreate")
+        defer { _ = driver.cuEventDestroy(end) }
+        var best: (plan: CuDNN.SDPAPlan, ms: Float)?
+        var times: [String] = []
+        for plan in plans {
+            do {
+                let workspace = try allocator.allocate(max(plan.workspaceSize, 1))
+                let run = {
+                    try engine.dnn.execute(plan, handle: engine.handle, q: q, k: k, v: v, o: o, scale: scale,
+                                           workspace: workspace.pointer)
+                }
+                try run()
+                try driver.check(driver.cuEventRecord(start, stream), "cuEventRecord")
+                try run()
+                try run()
+                try driver.check(driver.cuEventRecord(end, stream), "cuEventRecord")
+                try driver.check(driver.cuEventSynchronize(end), "cuEventSynchronize")
+                var ms: Float = 0
+                try driver.check(driver.cuEventElapsedTime(&ms, start, end), "cuEventElapsedTime")
+                times.append(String(format: "engine %d %.3f ms", plan.engineIndex, ms / 2))
+                if ms < (best?.ms ?? .infinity) { best = (plan, ms) }
+            } catch {
+                times.append("engine \(plan.engineIndex) failed: \(error)")
+            }
+        }
+        guard let best else { throw TensorError.backend("cuda: no cuDNN attention engine ran: \(times.joined(separator: "; "))") }
+        engine.choose(best.plan, for: shape, report: "sdpa \(shape.sq)x\(shape.sk) h\(shape.heads) d\(shape.dim): "
+                      + times.joined(separator: ", ") + "; kept engine \(best.plan.engineIndex)")
+        return best.plan
+    }
 
     /// Attention as `S = q·kᵀ` (cuBLASLt, f32, a strided batch over the heads), `P = softmax(scale·S + bias)`
     /// (`softmax.cu`, as bf16 P_hi + P_lo), `y = P_hi·v + P_lo·v` (cuBLASLt, accumulated in f32, then rounded once),

@@ -184,10 +184,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             throw TensorError.foreignStorage(op: op, backend: name)
         }
         guard t.dtype == .bf16 else { throw TensorError.unsupportedDType(op: op, dtype: t.dtype) }
-        guard storage.byteCount >= t.count * 2 else {
-            throw TensorError.backend("\(op): tensor of shape \(t.shape) over \(storage.byteCount) bytes of storage")
+        guard t.offset >= 0, storage.byteCount >= (t.offset + t.count) * 2 else {
+            throw TensorError.backend("\(op): tensor of shape \(t.shape) at \(t.offset) over \(storage.byteCount) bytes")
         }
-        return storage.pointer
+        return storage.pointer + CUdeviceptr(t.offset * 2)
     }
 
     func optionalPointer(_ t: Tensor?, _ op: String) throws -> CUdeviceptr { try t.map { try pointer($0, op) } ?? 0 }

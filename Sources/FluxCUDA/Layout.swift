@@ -35,6 +35,7 @@ extension CUDABackend {
         try expect(a >= 0 && a < x.rank, op, "axis", [axis], "an axis of \(x.shape)")
         try expect(start >= 0 && count >= 0 && start + count <= x.shape[a], op, "x", x.shape,
                    "axis \(a) to hold \(start)..<\(start + count)")
+        if let view = x.contiguousSlice(axis: a, start: start, count: count) { return view }
         return try locked {
             let outer = x.shape[..<a].reduce(1, *), inner = x.shape[(a + 1)...].reduce(1, *)
             var shape = x.shape

@@ -76,6 +76,7 @@ struct Bench: ParsableCommand {
                 }
                 report.profiles.append(p)
                 print(p.table())
+                if let cuda = backend as? CUDABackend { cuda.attentionTuning.forEach { print($0) } }
             }
 
             func time(_ stage: String, _ size: String, repeats: Int, _ body: () throws -> Tensor) throws {

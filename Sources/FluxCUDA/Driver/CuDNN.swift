@@ -135,10 +135,19 @@ final class CuDNN: @unchecked Sendable {
     final class SDPAPlan: @unchecked Sendable {
         let plan: Owned
         let workspaceSize: Int
+        /// Rank of the engine config in cuDNN's heuristics list.
         let engineIndex: Int
         private let keep: [Owned]
 
-        init(_ dnn: CuDNN, handle: OpaquePointer, batch: Int, heads: Int, sq: Int, sk: Int, dim: Int) throws {
+        private init(plan: Owned, workspaceSize: Int, engineIndex: Int, keep: [Owned]) {
+            (self.plan, self.workspaceSize, self.engineIndex, self.keep) = (plan, workspaceSize, engineIndex, keep)
+        }
+
+        /// Execution plans for every engine config cuDNN's heuristics offer for this shape (up to 8, in its order)
+        /// that finalize; throws when none does. The caller times them and keeps one.
+        static func candidates(_ dnn: CuDNN, handle: OpaquePointer, batch: Int, heads: Int, sq: Int, sk: Int,
+                               dim: Int) throws -> [SDPAPlan]
+        {
             let (b, h, d) = (Int64(batch), Int64(heads), Int64(dim))
             let qDims = [b, h, Int64(sq), d], kDims = [b, h, Int64(sk), d]
             let qStrides = [Int64(sq) * h * d, d, h * d, 1], kStrides = [Int64(sk) * h * d, d, h * d, 1]
@@ -169,6 +178,8 @@ final class CuDNN: @unchecked Sendable {
                                                            AttributeType.descriptor.rawValue, Int64(configs.count),
                                                            &found, raw.baseAddress!), "heuristics results")
             }
+            let keep = [q, k, v, o, scale, op, graph, heuristics] + configs
+            var plans: [SDPAPlan] = []
             var lastError: Error = TensorError.backend("cuda: cuDNN offers no engine for SDPA \(qDims) \(kDims)")
             for index in 0..<Int(min(found, Int64(configs.count))) {
                 do {
@@ -180,16 +191,13 @@ final class CuDNN: @unchecked Sendable {
                     try dnn.check(dnn.cudnnBackendGetAttribute(plan.descriptor, Attribute.planWorkspaceSize.rawValue,
                                                                AttributeType.int64.rawValue, 1, &count, &size),
                                   "workspace size")
-                    self.plan = plan
-                    workspaceSize = Int(size)
-                    engineIndex = index
-                    keep = [q, k, v, o, scale, op, graph, heuristics] + configs
-                    return
+                    plans.append(SDPAPlan(plan: plan, workspaceSize: Int(size), engineIndex: index, keep: keep))
                 } catch {
                     lastError = error
                 }
             }
-            throw lastError
+            if plans.isEmpty { throw lastError }
+            return plans
         }
     }
 
