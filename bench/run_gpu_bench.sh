@@ -2,7 +2,9 @@
 # On the GPU machine, from the checkout root (after bench/stage_gpu.sh here): FluxServe's bench and diffusers' on the
 # same card in one call, then FluxServe's transformer output against diffusers' bf16 and f32 outputs for the same
 # random-dev weights. Logs and JSON go to $OUT.
-#   STAGES (default t5,clip,step,vae,image), COMPILE=1 adds torch.compile, LAYERS (default 2,4) bounds the comparison.
+#   STAGES (default t5,clip,step,vae,image), COMPILE=1 adds torch.compile, LAYERS (default 2,4) bounds the comparison,
+#   SELFTEST=1 runs the GPU conformance first, PROFILE=1 adds per-op device times, UNTUNED=1 a step without GEMM tuning,
+#   STARTUP=1 the first image from a full-size checkpoint.
 set -uo pipefail
 out=${OUT:-/tmp/out}; mkdir -p "$out"
 bin=/tmp/fluxserve
@@ -20,8 +22,19 @@ for cache in cold warm; do
   echo "$cache kernel cache: $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s from process start to PNG"
 done 2>&1 | tee "$out/startup.log"
 
+if [ -n "${SELFTEST:-}" ]; then
+  echo "== selftest"
+  $bin selftest --device cuda > "$out/selftest.log" 2>&1; echo "selftest exit $?"; grep -E "^FAIL|passed|upload:" "$out/selftest.log"
+fi
+
 echo "== fluxserve bench (random-dev)"
-$bin bench --model random-dev --device cuda --stages "$stages" --json "$out/fluxserve.json" 2>&1 | tee "$out/fluxserve.log"
+$bin bench --model random-dev --device cuda --stages "$stages" ${PROFILE:+--profile} --json "$out/fluxserve.json" 2>&1 \
+  | tee "$out/fluxserve.log"
+if [ -n "${UNTUNED:-}" ]; then
+  echo "== fluxserve step with cuBLASLt's first heuristic choice (FLUXSERVE_GEMM_TUNE=0), same machine"
+  FLUXSERVE_GEMM_TUNE=0 $bin bench --model random-dev --device cuda --stages step --sizes 1024x1024 \
+    --json "$out/fluxserve-untuned.json" 2>&1 | grep -E "transformer-step" | tee "$out/fluxserve-untuned.log"
+fi
 
 echo "== diffusers bench (random-dev)"
 python3 tools/reference/bench_diffusers.py --stages "$stages" ${COMPILE:+--compile} --save /tmp/cmp \

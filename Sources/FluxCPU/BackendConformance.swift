@@ -418,6 +418,8 @@ public enum BackendConformance {
                                 dim: 128),
             attentionInputsCase("streams [1,4,144] [1,9,144], 3 heads × 16", batch: 1, lengths: [4, 9], heads: 3,
                                 dim: 16),
+            attentionInputsCase("streams [2,5,1536] [2,33,1536], 4 heads × 128 (rows in fours)", batch: 2,
+                                lengths: [5, 33], heads: 4, dim: 128),
             attentionInputsCase("streams [2,1,288] [2,6,288], 1 head × 96", batch: 2, lengths: [1, 6], heads: 1,
                                 dim: 96),
             concatenatedLinearCase("concatenating [2,5,128] [2,5,256] w[9,384] +bias", parts: [[2, 5, 128], [2, 5, 256]],
