@@ -128,10 +128,13 @@ struct Bench: ParsableCommand {
                     let txt = try models.t5(t5Ids), pooled = try models.clip(clipIds).poolerOutput
                     let pe = try positions(models.transformer, g, textTokens: txt.shape[1])
                     var latents = start
+                    let timesteps = (0..<schedule.steps).map { [schedule.modelTimestep($0)] }
+                    let guidance: [Float]? = models.transformer.config.guidanceEmbeds ? [defaults.guidance] : nil
+                    let conditioning = try models.transformer.conditioning(
+                        y: pooled, timesteps: timesteps, guidance: guidance.map { Array(repeating: $0, count: schedule.steps) })
                     for i in 0..<schedule.steps {
-                        let v = try models.transformer(
-                            img: latents, txt: txt, y: pooled, timesteps: [schedule.modelTimestep(i)],
-                            guidance: models.transformer.config.guidanceEmbeds ? [defaults.guidance] : nil, pe: pe)
+                        let v = try models.transformer(img: latents, txt: txt, y: pooled, timesteps: timesteps[i],
+                                                       guidance: guidance, pe: pe, conditioning: conditioning, step: i)
                         latents = try schedule.step(i, sample: latents, velocity: v, on: backend)
                     }
                     return try models.vae.decode(try models.vae.unscaleLatents(try g.unpack(latents, on: backend)))

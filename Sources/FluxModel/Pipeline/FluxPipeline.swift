@@ -162,10 +162,16 @@ public final class FluxPipeline: @unchecked Sendable {
             imgIds: geometry.imageIds.map { Array($0.prefix(transformer.config.axesDimsRope.count)) })
         let cache = request.cacheThreshold > 0 ? FirstBlockCache(threshold: request.cacheThreshold) : nil
         let denoiseStart = clock.now
+        let timesteps = (0..<schedule.steps).map { Array(repeating: schedule.modelTimestep($0), count: batch) }
+        // Every step's modulations in one product per layer, when they are few enough rows to hold.
+        let conditioning = schedule.steps * batch <= FluxTransformer.scheduleConditioningRowLimit
+            ? try transformer.conditioning(y: pooled, timesteps: timesteps,
+                                           guidance: guidance.map { Array(repeating: $0, count: schedule.steps) })
+            : nil
         for i in 0..<schedule.steps {
-            let velocity = try transformer(img: latents, txt: promptEmbeds, y: pooled,
-                                           timesteps: Array(repeating: schedule.modelTimestep(i), count: batch),
-                                           guidance: guidance, pe: pe, cache: cache)
+            let velocity = try transformer(img: latents, txt: promptEmbeds, y: pooled, timesteps: timesteps[i],
+                                           guidance: guidance, pe: pe, cache: cache, conditioning: conditioning,
+                                           step: i)
             latents = try schedule.step(i, sample: latents, velocity: velocity, on: backend)
             try progress?(StepProgress(step: i + 1, total: schedule.steps, elapsed: seconds(since: denoiseStart),
                                        skipped: cache?.skippedSteps.last == i, latents: latents))

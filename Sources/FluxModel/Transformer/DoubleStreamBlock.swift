@@ -26,13 +26,13 @@ struct DoubleStreamBlock: Sendable {
         txtMlp2 = try w.linear("txt_mlp.2", in: mlp, out: dim)
     }
 
-    /// img (B, S_img, D), txt (B, S_txt, D), siluVec = silu(vec) (B, D). Returns the updated (img, txt).
-    func callAsFunction(img: Tensor, txt: Tensor, siluVec: Tensor, pe: PositionEmbedding, on b: any Backend) throws
-        -> (img: Tensor, txt: Tensor)
+    /// img (B, S_img, D), txt (B, S_txt, D); `mods`: this block's two triples per stream (`img_mod`, `txt_mod`
+    /// applied to silu(vec)). Returns the updated (img, txt).
+    func callAsFunction(img: Tensor, txt: Tensor, mods: (img: [ModulationOut], txt: [ModulationOut]),
+                        pe: PositionEmbedding, on b: any Backend) throws -> (img: Tensor, txt: Tensor)
     {
         let eps = FluxConfig.normEps
-        let imgMods = try imgMod(siluVec, on: b), txtMods = try txtMod(siluVec, on: b)
-        let (imgMod1, imgMod2, txtMod1, txtMod2) = (imgMods[0], imgMods[1], txtMods[0], txtMods[1])
+        let (imgMod1, imgMod2, txtMod1, txtMod2) = (mods.img[0], mods.img[1], mods.txt[0], mods.txt[1])
 
         // Attention over the joint sequence, text tokens first as in the reference.
         let imgModulated = try b.modulatedLayerNorm(img, shift: imgMod1.shift, scale: imgMod1.scale, eps: eps)

@@ -49,53 +49,63 @@ public final class FluxTransformer: Sendable {
     ///   y: CLIP pooled (B, pooled_projection_dim); timesteps and guidance: B values on the 0…1 scale (×1000 inside).
     /// - Returns: the velocity (B, S_img, out_channels).
     ///   cache: First Block Cache state of this generation, or nil to run every block.
+    ///   conditioning, step: the schedule's modulations made ahead (`conditioning(y:timesteps:guidance:)`) and which
+    ///   step this is; its timesteps and guidance must be the ones passed here. Without it they are made now.
     public func callAsFunction(img: Tensor, txt: Tensor, y: Tensor, timesteps: [Float], guidance: [Float]?,
-                               pe: PositionEmbedding, cache: FirstBlockCache? = nil) throws -> Tensor {
+                               pe: PositionEmbedding, cache: FirstBlockCache? = nil,
+                               conditioning: ScheduleConditioning? = nil, step: Int = 0) throws -> Tensor {
         let b = backend
         try validate(img: img, txt: txt, y: y, timesteps: timesteps, pe: pe)
         let batch = img.shape[0]
-        var vec = try timeIn(try b.upload(timestepEmbedding(timesteps, dim: Self.timestepEmbeddingDim)), on: b)
-        if let guidanceIn {
-            guard let guidance, guidance.count == batch else {
+        let mods: StepModulations
+        if let conditioning {
+            guard conditioning.timesteps.indices.contains(step), conditioning.timesteps[step] == timesteps,
+                  guidanceIn == nil || conditioning.guidance?[step] == guidance
+            else {
+                throw ModelError.missingInput(name: "conditioning",
+                                              expected: "step \(step) made for timesteps \(timesteps)")
+            }
+            mods = try conditioning.products.rows(step * batch, batch, on: b)
+        } else {
+            if guidanceIn != nil, guidance?.count != batch {
                 throw ModelError.missingInput(name: "guidance", expected: "\(batch) values (guidance-distilled model)")
             }
-            vec = try b.add(vec, try guidanceIn(try b.upload(timestepEmbedding(guidance)), on: b))
+            let siluVec = try conditioningVector(y: y, timesteps: timesteps, guidance: guidance)
+            mods = try modulationProducts(siluVec).rows(0, batch, on: b)
         }
-        vec = try b.add(vec, try vectorIn(y, on: b))
-        let siluVec = try b.activation(vec, .silu)
 
         var img = try imgIn(img, on: b)
         var txt = try txtIn(txt, on: b)
         if let cache, cache.threshold > 0, let head = doubleBlocks.first {
             // First Block Cache: the head block always runs; the rest only when its residual moved enough.
-            let (headImg, headTxt) = try head(img: img, txt: txt, siluVec: siluVec, pe: pe, on: b)
+            let (headImg, headTxt) = try head(img: img, txt: txt, mods: mods.double[0], pe: pe, on: b)
             let residual = try b.addScaled(headImg, img, scale: -1)
             if try cache.shouldCompute(residual: residual, on: b) {
                 cache.headResidual = residual
-                (img, txt) = try blocks(img: headImg, txt: headTxt, from: 1, siluVec: siluVec, pe: pe)
+                (img, txt) = try blocks(img: headImg, txt: headTxt, from: 1, mods: mods, pe: pe)
                 cache.tailResidual = (try b.addScaled(img, headImg, scale: -1), try b.addScaled(txt, headTxt, scale: -1))
             } else if let tail = cache.tailResidual {
                 img = try b.add(headImg, tail.img)
             }
         } else {
-            (img, txt) = try blocks(img: img, txt: txt, from: 0, siluVec: siluVec, pe: pe)
+            (img, txt) = try blocks(img: img, txt: txt, from: 0, mods: mods, pe: pe)
         }
-        return try finalLayer(img, siluVec: siluVec, on: b)
+        return try finalLayer(img, shift: mods.final.shift, scale: mods.final.scale, on: b)
     }
 
     /// Double blocks from index `first` on, then every single block over the joint sequence (text first).
-    private func blocks(img: Tensor, txt: Tensor, from first: Int, siluVec: Tensor, pe: PositionEmbedding) throws
-        -> (img: Tensor, txt: Tensor)
+    private func blocks(img: Tensor, txt: Tensor, from first: Int, mods: StepModulations, pe: PositionEmbedding)
+        throws -> (img: Tensor, txt: Tensor)
     {
         let b = backend
         var (img, txt) = (img, txt)
-        for block in doubleBlocks[first...] {
-            (img, txt) = try block(img: img, txt: txt, siluVec: siluVec, pe: pe, on: b)
+        for (block, mod) in zip(doubleBlocks[first...], mods.double[first...]) {
+            (img, txt) = try block(img: img, txt: txt, mods: mod, pe: pe, on: b)
         }
         let txtLength = txt.shape[1]
         var joint = try b.concat([txt, img], axis: 1)
-        for block in singleBlocks {
-            joint = try block(joint, siluVec: siluVec, pe: pe, on: b)
+        for (block, mod) in zip(singleBlocks, mods.single) {
+            joint = try block(joint, mod: mod, pe: pe, on: b)
         }
         return (try b.slice(joint, axis: 1, start: txtLength, count: joint.shape[1] - txtLength),
                 try b.slice(joint, axis: 1, start: 0, count: txtLength))

@@ -56,10 +56,10 @@ struct Modulation: Sendable {
         lin = try w.linear("lin", in: dim, out: (double ? 6 : 3) * dim)
     }
 
-    /// `siluVec` is `silu(vec)` (B, D), computed once per forward for every modulation.
-    /// One triple (single blocks) or two (double blocks: attention, then MLP).
-    func callAsFunction(_ siluVec: Tensor, on b: any Backend) throws -> [ModulationOut] {
-        let parts = try b.chunk(try lin(siluVec, on: b), double ? 6 : 3, axis: 1)
+    /// `lin(silu(vec))` (B, 3·D or 6·D) split into one triple (single blocks) or two (double blocks: attention,
+    /// then MLP). The product itself runs in `FluxTransformer.modulationProducts`, for all blocks at once.
+    static func split(_ product: Tensor, triples: Int, on b: any Backend) throws -> [ModulationOut] {
+        let parts = try b.chunk(product, 3 * triples, axis: 1)
         return stride(from: 0, to: parts.count, by: 3).map {
             ModulationOut(shift: parts[$0], scale: parts[$0 + 1], gate: parts[$0 + 2])
         }

@@ -27,9 +27,8 @@ struct SingleStreamBlock: Sendable {
         modulation = try Modulation(w.scope("modulation"), dim: dim, double: false)
     }
 
-    /// x (B, S_txt + S_img, D) → same shape.
-    func callAsFunction(_ x: Tensor, siluVec: Tensor, pe: PositionEmbedding, on b: any Backend) throws -> Tensor {
-        let mod = try modulation(siluVec, on: b)[0]
+    /// x (B, S_txt + S_img, D) → same shape; `mod`: this block's triple (`modulation` applied to silu(vec)).
+    func callAsFunction(_ x: Tensor, mod: ModulationOut, pe: PositionEmbedding, on b: any Backend) throws -> Tensor {
         let xModulated = try b.modulatedLayerNorm(x, shift: mod.shift, scale: mod.scale, eps: FluxConfig.normEps)
         let qkv = try linear1QKV(xModulated, on: b)
         let mlp = try linear1MLP(xModulated, on: b, activation: .geluTanh)
@@ -60,10 +59,9 @@ struct LastLayer: Sendable {
         linear = try w.linear("linear", in: dim, out: outChannels)
     }
 
-    func callAsFunction(_ x: Tensor, siluVec: Tensor, on b: any Backend) throws -> Tensor {
-        let shiftScale = try b.chunk(try adaLNModulation(siluVec, on: b), 2, axis: 1)
-        let modulated = try b.modulatedLayerNorm(x, shift: shiftScale[0], scale: shiftScale[1],
-                                                 eps: FluxConfig.normEps)
+    /// `shift`, `scale`: the halves of `adaLN_modulation` applied to silu(vec).
+    func callAsFunction(_ x: Tensor, shift: Tensor, scale: Tensor, on b: any Backend) throws -> Tensor {
+        let modulated = try b.modulatedLayerNorm(x, shift: shift, scale: scale, eps: FluxConfig.normEps)
         return try linear(modulated, on: b)
     }
 }
