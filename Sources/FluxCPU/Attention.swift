@@ -6,13 +6,7 @@ extension CPUBackend {
     /// causal mask), a numerically stable softmax per row (max subtracted), then scores·v.
     public func attention(q: Tensor, k: Tensor, v: Tensor, scale: Float, bias: Tensor?, causal: Bool) throws -> Tensor {
         let op = "attention"
-        try expect(q.rank == 4, op, "q", q.shape, "(B, Sq, H, D)")
-        let (batch, sq, heads, dim) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-        try expect(k.rank == 4 && k.shape[0] == batch && k.shape[2] == heads && k.shape[3] == dim, op, "k", k.shape,
-                   "(\(batch), Sk, \(heads), \(dim))")
-        let sk = k.shape[1]
-        try expect(v.shape == k.shape, op, "v", v.shape, "\(k.shape)")
-        if let bias { try expect(bias.shape == [heads, sq, sk], op, "bias", bias.shape, "[\(heads), \(sq), \(sk)]") }
+        let (batch, sq, sk, heads, dim) = try OpShapes.attention(q: q, k: k, v: v, bias: bias)
         let (out, y) = empty(q.shape)
         let block = 64, blocks = (sq + block - 1) / block
         let rowStride = heads * dim

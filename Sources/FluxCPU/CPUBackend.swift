@@ -19,9 +19,3 @@ public final class CPUBackend: Backend {
                           shape: tensor.shape, dtype: .f32)
     }
 }
-
-/// Throws a shape error unless `condition` holds.
-@inline(__always) func expect(_ condition: Bool, _ op: String, _ operand: String, _ shape: [Int],
-                              _ expected: @autoclosure () -> String) throws {
-    if !condition { throw TensorError.shapeMismatch(op: op, operand: operand, shape: shape, expected: expected()) }
-}

@@ -2,9 +2,7 @@ import FluxCore
 
 extension CPUBackend {
     public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor {
-        let op = "layerNorm", dim = x.dim(-1)
-        if let weight { try expect(weight.shape == [dim], op, "weight", weight.shape, "[\(dim)]") }
-        if let bias { try expect(bias.shape == [dim], op, "bias", bias.shape, "[\(dim)]") }
+        let op = "layerNorm", dim = try OpShapes.rowNorm(op, x, weight: weight, bias: bias)
         let w = try weight.map { try values($0, op) }, b = try bias.map { try values($0, op) }
         return try normalizeRows(x, op) { row, out in
             let (mean, invStd) = meanAndInvStd(row, dim, eps)
@@ -18,8 +16,7 @@ extension CPUBackend {
     }
 
     public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor {
-        let op = "rmsNorm", dim = x.dim(-1)
-        if let weight { try expect(weight.shape == [dim], op, "weight", weight.shape, "[\(dim)]") }
+        let op = "rmsNorm", dim = try OpShapes.rowNorm(op, x, weight: weight, bias: nil)
         let w = try weight.map { try values($0, op) }
         return try normalizeRows(x, op) { row, out in
             var squares: Float = 0
@@ -31,10 +28,7 @@ extension CPUBackend {
 
     public func modulatedLayerNorm(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> Tensor {
         let op = "modulatedLayerNorm"
-        try expect(x.rank == 3, op, "x", x.shape, "(B, S, D)")
-        let (batch, seq, dim) = (x.shape[0], x.shape[1], x.shape[2])
-        try expect(shift.shape == [batch, dim], op, "shift", shift.shape, "[\(batch), \(dim)]")
-        try expect(scale.shape == [batch, dim], op, "scale", scale.shape, "[\(batch), \(dim)]")
+        let (_, seq, dim) = try OpShapes.modulatedLayerNorm(x, shift: shift, scale: scale)
         let sh = try values(shift, op), sc = try values(scale, op)
         return try normalizeRows(x, op) { row, out, index in
             let (mean, invStd) = meanAndInvStd(row, dim, eps)

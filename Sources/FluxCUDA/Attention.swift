@@ -58,13 +58,7 @@ extension CUDABackend {
     /// runs, the kernel of `attention.cu` (online softmax, f32 math).
     public func attention(q: Tensor, k: Tensor, v: Tensor, scale: Float, bias: Tensor?, causal: Bool) throws -> Tensor {
         let op = "attention"
-        try expect(q.rank == 4, op, "q", q.shape, "(B, Sq, H, D)")
-        let (batch, sq, heads, dim) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-        try expect(k.rank == 4 && k.shape[0] == batch && k.shape[2] == heads && k.shape[3] == dim, op, "k", k.shape,
-                   "(\(batch), Sk, \(heads), \(dim))")
-        let sk = k.shape[1]
-        try expect(v.shape == k.shape, op, "v", v.shape, "\(k.shape)")
-        if let bias { try expect(bias.shape == [heads, sq, sk], op, "bias", bias.shape, "[\(heads), \(sq), \(sk)]") }
+        let (batch, sq, sk, heads, dim) = try OpShapes.attention(q: q, k: k, v: v, bias: bias)
         try expect(dim <= CUDABackend.maxAttentionHeadDim, op, "q", q.shape,
                    "head dim ≤ \(CUDABackend.maxAttentionHeadDim) on \(name)")
         return try locked {

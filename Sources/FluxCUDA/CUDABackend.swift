@@ -295,9 +295,3 @@ extension CUDABackend {
         }
     }
 }
-
-/// Throws a shape error unless `condition` holds (the same checks and words as the CPU backend).
-@inline(__always) func expect(_ condition: Bool, _ op: String, _ operand: String, _ shape: [Int],
-                              _ expected: @autoclosure () -> String) throws {
-    if !condition { throw TensorError.shapeMismatch(op: op, operand: operand, shape: shape, expected: expected()) }
-}

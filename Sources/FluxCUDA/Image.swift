@@ -8,17 +8,10 @@ extension CUDABackend {
     /// backend, `FLUXSERVE_CONV=im2col`) im2col + a matrix product (`convolveByColumns`).
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding p: Padding2D) throws -> Tensor {
         let op = "conv2d"
-        try expect(x.rank == 4, op, "x", x.shape, "(B, Cin, H, W)")
-        let (batch, channels, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        try expect(weight.rank == 4 && weight.shape[1] == channels, op, "weight", weight.shape,
-                   "(Cout, \(channels), kh, kw)")
-        let (outChannels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
-        if let bias { try expect(bias.shape == [outChannels], op, "bias", bias.shape, "[\(outChannels)]") }
-        try expect(stride >= 1 && min(p.top, p.bottom, p.left, p.right) >= 0, op, "stride/padding", [stride],
-                   "stride ≥ 1 and padding ≥ 0")
-        let outHeight = (height + p.top + p.bottom - kh) / stride + 1
-        let outWidth = (width + p.left + p.right - kw) / stride + 1
-        try expect(outHeight > 0 && outWidth > 0, op, "x", x.shape, "an image at least as large as the kernel")
+        let g = try OpShapes.conv2d(x, weight: weight, bias: bias, stride: stride, padding: p)
+        let (batch, channels, height, width) = (g.batch, g.channels, g.height, g.width)
+        let (outChannels, kh, kw, outHeight, outWidth) = (g.outChannels, g.kernelHeight, g.kernelWidth, g.outHeight,
+                                                          g.outWidth)
         return try locked {
             let xp = try pointer(x, op), wp = try pointer(weight, op), bp = try bias.map { try pointer($0, op) }
             let (out, y) = try empty([batch, outChannels, outHeight, outWidth], op)

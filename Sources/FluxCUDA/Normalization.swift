@@ -3,27 +3,19 @@ import FluxCore
 extension CUDABackend {
     public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor {
         let op = "layerNorm"
-        try expect(x.rank >= 1, op, "x", x.shape, "at least one axis")
-        let dim = x.dim(-1)
-        if let weight { try expect(weight.shape == [dim], op, "weight", weight.shape, "[\(dim)]") }
-        if let bias { try expect(bias.shape == [dim], op, "bias", bias.shape, "[\(dim)]") }
+        _ = try OpShapes.rowNorm(op, x, weight: weight, bias: bias)
         return try normalizeRows(x, op, mode: 0, eps: eps, weight: weight, bias: bias, shift: nil, scale: nil, seq: 0)
     }
 
     public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor {
         let op = "rmsNorm"
-        try expect(x.rank >= 1, op, "x", x.shape, "at least one axis")
-        let dim = x.dim(-1)
-        if let weight { try expect(weight.shape == [dim], op, "weight", weight.shape, "[\(dim)]") }
+        _ = try OpShapes.rowNorm(op, x, weight: weight, bias: nil)
         return try normalizeRows(x, op, mode: 1, eps: eps, weight: weight, bias: nil, shift: nil, scale: nil, seq: 0)
     }
 
     public func modulatedLayerNorm(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> Tensor {
         let op = "modulatedLayerNorm"
-        try expect(x.rank == 3, op, "x", x.shape, "(B, S, D)")
-        let (batch, seq, dim) = (x.shape[0], x.shape[1], x.shape[2])
-        try expect(shift.shape == [batch, dim], op, "shift", shift.shape, "[\(batch), \(dim)]")
-        try expect(scale.shape == [batch, dim], op, "scale", scale.shape, "[\(batch), \(dim)]")
+        let seq = try OpShapes.modulatedLayerNorm(x, shift: shift, scale: scale).seq
         return try normalizeRows(x, op, mode: 0, eps: eps, weight: nil, bias: nil, shift: shift, scale: scale,
                                  seq: seq)
     }
