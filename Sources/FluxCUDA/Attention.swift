@@ -110,29 +110,16 @@ extension CUDABackend {
                          q: CUdeviceptr, k: CUdeviceptr, v: CUdeviceptr, o: CUdeviceptr, scale: Float) throws
         -> CuDNN.SDPAPlan
     {
-        var start: CUhandle?, end: CUhandle?
-        try driver.check(driver.cuEventCreate(&start, 0), "cuEventCreate")
-        defer { _ = driver.cuEventDestroy(start) }
-        try driver.check(driver.cuEventCreate(&end, 0), "cuEventCreate")
-        defer { _ = driver.cuEventDestroy(end) }
-        var best: (plan: CuDNN.SDPAPlan, ms: Float)?
+        var best: (plan: CuDNN.SDPAPlan, ms: Double)?
         var times: [String] = []
         for plan in plans {
             do {
                 let workspace = try allocator.allocate(max(plan.workspaceSize, 1))
-                let run = {
+                let ms = try timeOnStream(repeats: 2) {
                     try engine.dnn.execute(plan, handle: engine.handle, q: q, k: k, v: v, o: o, scale: scale,
                                            workspace: workspace.pointer)
                 }
-                try run()
-                try driver.check(driver.cuEventRecord(start, stream), "cuEventRecord")
-                try run()
-                try run()
-                try driver.check(driver.cuEventRecord(end, stream), "cuEventRecord")
-                try driver.check(driver.cuEventSynchronize(end), "cuEventSynchronize")
-                var ms: Float = 0
-                try driver.check(driver.cuEventElapsedTime(&ms, start, end), "cuEventElapsedTime")
-                times.append(String(format: "engine %d %.3f ms", plan.engineIndex, ms / 2))
+                times.append(String(format: "engine %d %.3f ms", plan.engineIndex, ms))
                 if ms < (best?.ms ?? .infinity) { best = (plan, ms) }
             } catch {
                 times.append("engine \(plan.engineIndex) failed: \(error)")
