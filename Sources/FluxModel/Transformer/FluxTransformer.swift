@@ -67,9 +67,6 @@ public final class FluxTransformer: Sendable {
             }
             mods = try conditioning.products.rows(step * batch, batch, on: b)
         } else {
-            if guidanceIn != nil, guidance?.count != batch {
-                throw ModelError.missingInput(name: "guidance", expected: "\(batch) values (guidance-distilled model)")
-            }
             let siluVec = try conditioningVector(y: y, timesteps: timesteps, guidance: guidance)
             mods = try modulationProducts(siluVec).rows(0, batch, on: b)
         }
