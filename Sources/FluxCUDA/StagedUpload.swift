@@ -1,4 +1,3 @@
-import Dispatch
 import FluxCore
 import Foundation
 
@@ -203,42 +202,12 @@ final class PinnedStaging: @unchecked Sendable {
 func writeBF16(_ pieces: [UnsafeRawBufferPointer], dtype: DType, elements: Range<Int>,
                to destination: UnsafeMutableRawPointer, threads: Int = 1, minimumSliceBytes: Int = 1 << 20)
 {
-    let outputBytes = elements.count * StagingRing.elementBytes
-    // More slices than threads, so a slice slowed by page faults does not hold up the rest.
-    let slices = min(4 * max(threads, 1), outputBytes / max(minimumSliceBytes, 1))
-    guard threads > 1, slices > 1 else {
-        writeBF16Serially(pieces, dtype: dtype, elements: elements, to: destination)
-        return
-    }
-    let work = SliceWork(pieces: pieces, destination: destination)
-    DispatchQueue.concurrentPerform(iterations: slices) { s in
-        let lo = elements.lowerBound + elements.count * s / slices
-        let hi = elements.lowerBound + elements.count * (s + 1) / slices
-        writeBF16Serially(work.pieces, dtype: dtype, elements: lo..<hi,
-                          to: work.destination + (lo - elements.lowerBound) * StagingRing.elementBytes)
-    }
-}
-
-/// What the slices share: every slice reads the pieces and writes its own part of `destination`.
-private struct SliceWork: @unchecked Sendable {
-    let pieces: [UnsafeRawBufferPointer]
-    let destination: UnsafeMutableRawPointer
-}
-
-private func writeBF16Serially(_ pieces: [UnsafeRawBufferPointer], dtype: DType, elements: Range<Int>,
-                               to destination: UnsafeMutableRawPointer)
-{
-    let size = dtype.byteSize
-    var pieceStart = 0  // index of the piece's first element in the concatenation
-    for piece in pieces {
-        let pieceCount = piece.count / size
-        let lo = max(elements.lowerBound, pieceStart), hi = min(elements.upperBound, pieceStart + pieceCount)
-        if lo < hi, let base = piece.baseAddress {
-            convertToBF16(base + (lo - pieceStart) * size, dtype: dtype, count: hi - lo,
-                          to: destination + (lo - elements.lowerBound) * StagingRing.elementBytes)
+    let joined = JoinedPieces(pieces, elementSize: dtype.byteSize)
+    forEachSlice(of: elements, minimumSlice: minimumSliceBytes / StagingRing.elementBytes, threads: threads) { slice in
+        joined.forEachPart(in: slice) { source, first, count in
+            convertToBF16(source, dtype: dtype, count: count,
+                          to: destination + (first - elements.lowerBound) * StagingRing.elementBytes)
         }
-        pieceStart += pieceCount
-        if pieceStart >= elements.upperBound { break }
     }
 }
 

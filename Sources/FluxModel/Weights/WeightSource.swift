@@ -1,4 +1,3 @@
-import Dispatch
 import FluxCore
 import Foundation
 
@@ -140,32 +139,14 @@ final class AssemblyBuffers: @unchecked Sendable {
 /// Copies `pieces` one after another to `destination`; above a few MiB in slices of at least 1 MiB on several
 /// threads (each slice writes its own bytes), which also takes the page faults of an mmapped source in parallel.
 func copyInParallel(_ pieces: [UnsafeRawBufferPointer], to destination: UnsafeMutableRawPointer) {
+    let joined = JoinedPieces(pieces, elementSize: 1)
     let total = pieces.reduce(0) { $0 + $1.count }
-    let threads = min(16, max(1, ProcessInfo.processInfo.activeProcessorCount))
-    let slices = min(4 * threads, total >> 20)
-    func copy(_ bytes: Range<Int>) {
-        var start = 0  // offset of the piece in the joined bytes
-        for piece in pieces {
-            let lo = max(bytes.lowerBound, start), hi = min(bytes.upperBound, start + piece.count)
-            if lo < hi, let base = piece.baseAddress {
-                (destination + lo).copyMemory(from: base + (lo - start), byteCount: hi - lo)
-            }
-            start += piece.count
-            if start >= bytes.upperBound { break }
+    forEachSlice(of: 0..<total, minimumSlice: 1 << 20,
+                 threads: min(16, max(1, ProcessInfo.processInfo.activeProcessorCount))) { bytes in
+        joined.forEachPart(in: bytes) { source, first, count in
+            (destination + first).copyMemory(from: source, byteCount: count)
         }
     }
-    guard threads > 1, slices > 1 else { return copy(0..<total) }
-    withoutActuallyEscaping(copy) { copy in
-        let shared = SharedCopy(copy: copy)
-        DispatchQueue.concurrentPerform(iterations: slices) { s in
-            shared.copy((total * s / slices)..<(total * (s + 1) / slices))
-        }
-    }
-}
-
-/// The slice copier, handed to worker threads that write disjoint bytes.
-private struct SharedCopy: @unchecked Sendable {
-    let copy: (Range<Int>) -> Void
 }
 
 /// The weights of one module: a `WeightSource` seen under a name prefix, uploading to `backend` with shape checks —
