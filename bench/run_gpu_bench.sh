@@ -4,7 +4,8 @@
 # random-dev weights. Logs and JSON go to $OUT.
 #   STAGES (default t5,clip,step,vae,image), COMPILE=1 adds torch.compile, LAYERS (default 2,4) bounds the comparison,
 #   SELFTEST=1 runs the GPU conformance first, PROFILE=1 adds per-op device times, UNTUNED=1 a step without GEMM tuning,
-#   STARTUP=1 the first image from a full-size checkpoint.
+#   STARTUP=1 the first image from a full-size checkpoint, FP8=1 the step and image with --quantize fp8 (FP8_STAGES)
+#   and its numbers against diffusers.
 set -uo pipefail
 out=${OUT:-/tmp/out}; mkdir -p "$out"
 bin=/tmp/fluxserve
@@ -52,6 +53,36 @@ err = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
 print(f"fluxserve vs diffusers f32: {err(ours, f32):.3e}   fluxserve vs diffusers bf16: {err(ours, bf16):.3e}   "
       f"diffusers bf16 vs f32: {err(bf16, f32):.3e}")
 PY
+fi
+
+if [ -n "${FP8:-}" ]; then
+  echo "== fp8: cuBLASLt's enum values as this machine's header spells them"
+  h=$(find / -name cublasLt.h -path "*include*" 2>/dev/null | head -1)
+  grep -nE "CUBLASLT_MATMUL_DESC_(A|B)_SCALE_(POINTER|MODE) |CUBLASLT_MATMUL_DESC_FAST_ACCUM |SCALE_OUTER_VEC_32F " "$h" \
+    | tee "$out/fp8-header.log"
+  echo "== fluxserve bench --quantize fp8 (random-dev)"
+  $bin bench --model random-dev --device cuda --quantize fp8 --stages "${FP8_STAGES:-step,image}" ${PROFILE:+--profile} \
+    --json "$out/fluxserve-fp8.json" 2>&1 | tee "$out/fluxserve-fp8.log"
+  echo "== fp8 step with accumulation promoted to f32 (FLUXSERVE_FP8_FAST_ACCUM=0)"
+  FLUXSERVE_FP8_FAST_ACCUM=0 $bin bench --model random-dev --device cuda --quantize fp8 --stages step \
+    --sizes 1024x1024 2>&1 | grep -E "transformer-step" | tee -a "$out/fluxserve-fp8.log"
+  if [ -f /tmp/cmp/inputs.safetensors ]; then
+    for accum in 1 0; do
+      FLUXSERVE_FP8_FAST_ACCUM=$accum $bin eval transformer --device cuda --quantize fp8 --model /tmp/cmp/transformer \
+        --inputs /tmp/cmp/inputs.safetensors -o /tmp/cmp/fluxserve-fp8-$accum.safetensors 2>&1
+      ACCUM=$accum python3 - <<'PY'
+import os
+from safetensors.torch import load_file
+ref = load_file("/tmp/cmp/outputs.safetensors")
+ours = load_file(f"/tmp/cmp/fluxserve-fp8-{os.environ['ACCUM']}.safetensors")["sample"]
+f32, bf16 = ref["sample_f32"], ref["sample_bf16"]
+err = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
+mean = lambda a, b: ((a - b).abs().mean() / b.abs().mean()).item()
+print(f"fp8 (fast accumulation {os.environ['ACCUM']}) vs diffusers f32: max {err(ours, f32):.3e} mean {mean(ours, f32):.3e}"
+      f"   diffusers bf16 vs f32: max {err(bf16, f32):.3e} mean {mean(bf16, f32):.3e}")
+PY
+    done 2>&1 | tee -a "$out/compare.log"
+  fi
 fi
 
 if [ -n "${STARTUP:-}" ]; then

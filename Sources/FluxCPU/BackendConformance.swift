@@ -140,8 +140,8 @@ public enum BackendConformance {
 
     private static let copy: Float = 1e-6, pointwise: Float = 4e-3, accumulated: Float = 1e-2, attention: Float = 2e-2
 
-    static let cases: [Case] = linearCases + attentionCases + normCases + pointwiseCases + layoutCases + imageCases
-        + ropeCases + fusedCases + rejectionCases + uploadCases
+    static let cases: [Case] = linearCases + fp8Cases + attentionCases + normCases + pointwiseCases + layoutCases
+        + imageCases + ropeCases + fusedCases + rejectionCases + uploadCases
 
     private static let linearCases: [Case] = {
         var out: [Case] = []
@@ -526,4 +526,54 @@ struct ConformanceRandom {
         let n = shape.reduce(1, *)
         return HostTensor((0..<n).map { _ in roundedToBF16(offset + scale * uniform()) }, shape: shape)
     }
+}
+
+extension BackendConformance {
+    /// fp8 (Quantization.swift): both backends quantize the same bf16 numbers with the same IEEE division and
+    /// rounding, so the e4m3 values and scales must agree exactly; products then differ only by accumulation order
+    /// (the GPU's fp8 tensor cores) and the output rounding → the matrix-product limit. Shapes: FLUX-like multiples of
+    /// 16 (cuBLASLt fp8), fused GELU and the f32-output path (silu), two parts read in place, three parts, and
+    /// 13-wide rows that cuBLASLt cannot take in fp8 (the dequantized fallback).
+    fileprivate static let fp8Cases: [Case] = {
+        func quantizeCase(_ detail: String, rows: Int, cols: Int, scales: Bool) -> Case {
+            Case(op: "quantizeFP8", detail: detail, threshold: copy,
+                 inputs: { r in
+                     // Row 1 all zero (scale 1), row 2 tiny (subnormal e4m3 values after scaling), the rest N(0, 1).
+                     var w = r.tensor([rows, cols]).floats()
+                     for k in 0..<cols { w[cols + k] = 0; w[2 * cols + k] = roundedToBF16(w[2 * cols + k] * 1e-30) }
+                     return [HostTensor(w, shape: [rows, cols])]
+                 },
+                 body: { b, t in
+                     let q = try b.quantizeFP8(t[0])
+                     return .tensor(scales ? q.scales : q.values)
+                 })
+        }
+        func linearCase(_ detail: String, parts: [[Int]], n: Int, bias: Bool = true,
+                        activation: Activation = .identity) -> Case
+        {
+            let k = parts.reduce(0) { $0 + ($1.last ?? 0) }
+            return Case(op: "linear", detail: "fp8 " + detail, threshold: accumulated,
+                        inputs: { r in parts.map { r.tensor($0) } + [r.tensor([n, k], scale: 0.3), r.tensor([n])] },
+                        body: { b, t in
+                            let w = try b.quantizeFP8(t[t.count - 2])
+                            return .tensor(try b.linear(concatenating: Array(t.dropLast(2)), weight: w,
+                                                        bias: bias ? t[t.count - 1] : nil, activation: activation))
+                        })
+        }
+        return [
+            quantizeCase("values of w[37,200] (a zero row, a tiny row)", rows: 37, cols: 200, scales: false),
+            quantizeCase("scales of w[37,200] (a zero row, a tiny row)", rows: 37, cols: 200, scales: true),
+            quantizeCase("values of w[5,13] (rows not in eights)", rows: 5, cols: 13, scales: false),
+            linearCase("x[2,7,48] w[32,48]", parts: [[2, 7, 48]], n: 32, bias: false),
+            linearCase("x[2,7,48] w[32,48] +bias", parts: [[2, 7, 48]], n: 32),
+            linearCase("x[1,300,320] w[640,320] +bias geluTanh", parts: [[1, 300, 320]], n: 640,
+                       activation: .geluTanh),
+            linearCase("x[3,37,64] w[48,64] +bias silu (f32 product)", parts: [[3, 37, 64]], n: 48, activation: .silu),
+            linearCase("concatenating [2,33,128] [2,33,256] w[96,384] +bias", parts: [[2, 33, 128], [2, 33, 256]],
+                       n: 96),
+            linearCase("concatenating [2,5,16] [2,5,32] [2,5,16] w[16,64]", parts: [[2, 5, 16], [2, 5, 32], [2, 5, 16]],
+                       n: 16, bias: false),
+            linearCase("x[3,5,13] w[5,13] +bias (no fp8 product: dequantized)", parts: [[3, 5, 13]], n: 5),
+        ]
+    }()
 }

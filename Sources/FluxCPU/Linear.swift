@@ -36,3 +36,60 @@ extension CPUBackend {
         return try linear(try concat(parts, axis: -1), weight: weight, bias: bias, activation: activation)
     }
 }
+
+extension CPUBackend {
+    /// The reference of the fp8 rule: e4m3 values kept as f32 numbers, scales in f32.
+    public func quantizeFP8(_ weight: Tensor) throws -> QuantizedWeight {
+        try expect(weight.rank == 2, "quantizeFP8", "weight", weight.shape, "(N, K)")
+        let (n, k) = (weight.shape[0], weight.shape[1])
+        let w = try values(weight, "quantizeFP8")
+        let (values, q) = empty([n, k]), (scales, s) = empty([n])
+        quantizeRows(w, rows: n, cols: k, values: q, scales: s)
+        return QuantizedWeight(values: values, scales: scales)
+    }
+
+    /// The concatenation quantized row by row, one f32 product of e4m3 values, then both scales, bias and activation.
+    public func linear(concatenating parts: [Tensor], weight: QuantizedWeight, bias: Tensor?, activation: Activation)
+        throws -> Tensor
+    {
+        let op = "linear"
+        let (leading, _) = try FusedOpShapes.quantizedLinear(parts, weight: weight, bias: bias)
+        let x = parts.count == 1 ? parts[0] : try concat(parts, axis: -1)
+        let (n, k) = (weight.shape[0], weight.shape[1]), m = leading.reduce(1, *)
+        // The quantized input lives in `quantized` (its storage must outlive the raw pointers).
+        let quantized = (empty([m, k]), empty([m]))
+        let (xq, xScales) = (quantized.0.1, quantized.1.1)
+        quantizeRows(try values(x, op), rows: m, cols: k, values: xq, scales: xScales)
+        let (out, y) = empty(leading + [n])
+        sgemm(m: m, n: n, k: k, a: xq, lda: k, b: try values(weight.values, op), ldb: k, transposedB: true,
+              c: y, ldc: n, accumulate: false)
+        let shared = UncheckedSendable((y, xScales, try values(weight.scales, op), try bias.map { try values($0, op) }))
+        parallelFor(m, minChunk: max(1, 4096 / max(n, 1))) { rows in
+            let (y, xScales, wScales, b) = shared.value
+            for i in rows {
+                let row = y + i * n
+                for j in 0..<n {
+                    let v = row[j] * xScales[i] * wScales[j] + (b?[j] ?? 0)
+                    row[j] = activation == .identity ? v : activate(v, activation)
+                }
+            }
+        }
+        withExtendedLifetime(quantized) {}
+        return out
+    }
+}
+
+extension CPUBackend {
+    /// `quantizeRowsToFloat8E4M3` on all cores, a block of rows each.
+    func quantizeRows(_ source: UnsafePointer<Float>, rows: Int, cols: Int, values: UnsafeMutablePointer<Float>,
+                      scales: UnsafeMutablePointer<Float>)
+    {
+        let shared = UncheckedSendable((source, values, scales))
+        parallelFor(rows, minChunk: max(1, 16384 / max(cols, 1))) { block in
+            let (source, values, scales) = shared.value
+            let first = block.lowerBound
+            quantizeRowsToFloat8E4M3(source + first * cols, rows: block.count, cols: cols,
+                                     values: values + first * cols, scales: scales + first)
+        }
+    }
+}

@@ -178,30 +178,31 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return try body()
     }
 
-    /// The device pointer of a tensor this backend made, or a typed error naming the op.
-    func pointer(_ t: Tensor, _ op: String) throws -> CUdeviceptr {
+    /// The device pointer of a tensor this backend made, of `dtype` (bf16 unless told), or a typed error naming the op.
+    func pointer(_ t: Tensor, _ op: String, dtype: DType = .bf16) throws -> CUdeviceptr {
         guard let storage = t.storage as? CUDAStorage, storage.allocator === allocator else {
             throw TensorError.foreignStorage(op: op, backend: name)
         }
-        guard t.dtype == .bf16 else { throw TensorError.unsupportedDType(op: op, dtype: t.dtype) }
-        guard t.offset >= 0, storage.byteCount >= (t.offset + t.count) * 2 else {
+        guard t.dtype == dtype else { throw TensorError.unsupportedDType(op: op, dtype: t.dtype) }
+        let size = dtype.byteSize
+        guard t.offset >= 0, storage.byteCount >= (t.offset + t.count) * size else {
             throw TensorError.backend("\(op): tensor of shape \(t.shape) at \(t.offset) over \(storage.byteCount) bytes")
         }
-        return storage.pointer + CUdeviceptr(t.offset * 2)
+        return storage.pointer + CUdeviceptr(t.offset * size)
     }
 
     func optionalPointer(_ t: Tensor?, _ op: String) throws -> CUdeviceptr { try t.map { try pointer($0, op) } ?? 0 }
 
-    /// A fresh bf16 tensor (NaN-filled when `poisonOutputs` is on).
-    func empty(_ shape: [Int], _ op: String) throws -> (Tensor, CUdeviceptr) {
+    /// A fresh tensor of `dtype`, bf16 unless told (a bf16 one NaN-filled when `poisonOutputs` is on).
+    func empty(_ shape: [Int], _ op: String, dtype: DType = .bf16) throws -> (Tensor, CUdeviceptr) {
         guard let count = elementCount(shape) else {
             throw TensorError.shapeMismatch(op: op, operand: "result", shape: shape, expected: "a valid shape")
         }
-        let storage = try allocator.allocate(count * 2)
-        if options.poisonOutputs && count > 0 {
+        let storage = try allocator.allocate(count * dtype.byteSize)
+        if options.poisonOutputs && count > 0 && dtype == .bf16 {
             try driver.check(driver.cuMemsetD16Async(storage.pointer, 0x7FC1, count, stream), "cuMemsetD16Async")
         }
-        return (Tensor(shape: shape, dtype: .bf16, storage: storage), storage.pointer)
+        return (Tensor(shape: shape, dtype: dtype, storage: storage), storage.pointer)
     }
 
     /// Launches `module.kernel` with an explicit geometry on the backend's stream.
@@ -278,19 +279,24 @@ extension CUDABackend {
     }
 
     /// Waits for the stream, copies the bf16 values back and widens them to f32.
+    /// bf16 tensors, and the f32 and f8 e4m3 ones of fp8 weights (`quantizeFP8`), as f32.
     public func download(_ tensor: Tensor) throws -> HostTensor {
         try locked {
-            let source = try pointer(tensor, "download")
+            let dtype = tensor.dtype == .f32 || tensor.dtype == .f8e4m3 ? tensor.dtype : .bf16
+            let source = try pointer(tensor, "download", dtype: dtype)
             let count = tensor.count
-            var bits = [UInt16](repeating: 0, count: count)
+            var bytes = [UInt8](repeating: 0, count: count * dtype.byteSize)
             if count > 0 {
-                try bits.withUnsafeMutableBytes { raw in
+                try bytes.withUnsafeMutableBytes { raw in
                     try driver.check(driver.cuMemcpyDtoHAsync(raw.baseAddress, source, raw.count, stream),
                                      "cuMemcpyDtoHAsync(\(raw.count) bytes)")
                 }
             }
             try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
-            let values = bits.map(bfloat16ToFloat)
+            var values = [Float](repeating: 0, count: count)
+            bytes.withUnsafeBytes { raw in
+                values.withUnsafeMutableBufferPointer { convertToFloat(raw, dtype: dtype, into: $0) }
+            }
             return HostTensor(values, shape: tensor.shape)
         }
     }

@@ -21,11 +21,15 @@ final class MatmulEngine: @unchecked Sendable {
     private(set) var tuningReport: [GemmTuningEntry] = []
 
     let profiler: OpProfiler
+    /// fp8 products accumulate without periodic promotion to f32 (cuBLASLt's FAST_ACCUM) unless
+    /// `FLUXSERVE_FP8_FAST_ACCUM=0`: about 10 % faster, with an error far below fp8's own rounding.
+    let fp8FastAccumulation: Bool
 
     init(allocator: DeviceAllocator, profiler: OpProfiler,
          environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.profiler = profiler
         self.allocator = allocator
+        fp8FastAccumulation = environment["FLUXSERVE_FP8_FAST_ACCUM"] != "0"
         tuneSettings = Result { try GemmTuneSettings(environment["FLUXSERVE_GEMM_TUNE"]) }
             .mapError { $0 as? TensorError ?? .backend("\($0)") }
         blas = try CuBLASLt()
@@ -34,15 +38,17 @@ final class MatmulEngine: @unchecked Sendable {
     }
 
     func run(_ plan: CuBLASLt.Plan, a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr?, d: CUdeviceptr,
-             beta: Float = 0, stream: CUhandle) throws
+             beta: Float = 0, scales: MatmulScales? = nil, stream: CUhandle) throws
     {
-        if plan.needsChoice { tune(plan, a: a, b: b, bias: bias, beta: beta, stream: stream) }
+        if plan.needsChoice { tune(plan, a: a, b: b, bias: bias, beta: beta, scales: scales, stream: stream) }
         let s = plan.shape
         let products = Double(s.batch) * Double(s.m) * Double(s.n) * Double(s.k)
-        let operands = Double(s.batch) * Double(s.m * s.k + s.k * s.n + s.m * s.n * (s.outputF32 ? 2 : 1)) * 2
-        try profiler.measure("gemm \(s.m)x\(s.n)x\(s.k)" + (s.batch > 1 ? " ×\(s.batch)" : ""), flops: 2 * products,
-                             bytes: operands, stream: stream) {
-            try blas.matmul(plan, handle: handle, a: a, b: b, bias: bias, d: d, beta: beta,
+        let inputBytes = s.fp8 ? 1 : 2
+        let operands = Double(s.batch) * Double((s.m * s.k + s.k * s.n) * inputBytes
+                                                + s.m * s.n * (s.outputF32 ? 4 : 2))
+        try profiler.measure("gemm \(s.fp8 ? "fp8 " : "")\(s.m)x\(s.n)x\(s.k)" + (s.batch > 1 ? " ×\(s.batch)" : ""),
+                             flops: 2 * products, bytes: operands, stream: stream) {
+            try blas.matmul(plan, handle: handle, a: a, b: b, bias: bias, d: d, beta: beta, scales: scales,
                             workspace: workspace.pointer, workspaceSize: MatmulEngine.workspaceBytes, stream: stream)
         }
     }
@@ -70,7 +76,7 @@ final class MatmulEngine: @unchecked Sendable {
     /// same stream, outside `profiler.measure`. A failure leaves the heuristic's first and is noted in the report,
     /// never thrown: the real call that follows reports a broken device itself.
     private func tune(_ plan: CuBLASLt.Plan, a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr?, beta: Float,
-                      stream: CUhandle)
+                      scales: MatmulScales?, stream: CUhandle)
     {
         plan.needsChoice = false
         guard case let .success(settings) = tuneSettings, settings.enabled || settings.pick != nil else { return }
@@ -85,14 +91,16 @@ final class MatmulEngine: @unchecked Sendable {
                 // The work queued so far first, so that the time reported is the tuning's own.
                 try allocator.driver.check(allocator.driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
                 start = DispatchTime.now().uptimeNanoseconds
-                times = try timeCandidates(plan, repeats: repeats, a: a, b: b, bias: bias, beta: beta, stream: stream)
+                times = try timeCandidates(plan, repeats: repeats, a: a, b: b, bias: bias, beta: beta, scales: scales,
+                                           stream: stream)
             } catch {
                 note = "\(error)"
             }
         }
         let chosen = settings.pick.map { min($0, count - 1) } ?? GemmTuning.choose(times, margin: settings.margin)
         plan.choose(chosen)
-        let name = "\(s.m)x\(s.n)x\(s.k)" + (s.batch > 1 ? " ×\(s.batch)" : "") + " \(s.epilogue)"
+        let name = (s.fp8 ? "fp8 " : "") + "\(s.m)x\(s.n)x\(s.k)" + (s.batch > 1 ? " ×\(s.batch)" : "")
+            + " \(s.epilogue)"
             + (s.outputF32 ? " f32" : "") + (beta != 0 ? " β=1" : "")
         let algorithms = (0..<count).map { blas.describe(plan.algo($0)) }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
@@ -106,7 +114,8 @@ final class MatmulEngine: @unchecked Sendable {
     /// kernels); nil for a candidate cuBLASLt refused. Rounds go over all candidates in turn, so a clock still rising
     /// at start-up slows every candidate alike. One wait for the device at the end.
     private func timeCandidates(_ plan: CuBLASLt.Plan, repeats: Int, a: CUdeviceptr, b: CUdeviceptr,
-                                bias: CUdeviceptr?, beta: Float, stream: CUhandle) throws -> [Double?]
+                                bias: CUdeviceptr?, beta: Float, scales: MatmulScales?, stream: CUhandle) throws
+        -> [Double?]
     {
         let driver = allocator.driver, count = plan.candidateCount
         let scratch = try allocator.allocate(GemmTuning.outputBytes(plan.shape))
@@ -114,8 +123,8 @@ final class MatmulEngine: @unchecked Sendable {
         try driver.check(driver.cuMemsetD8Async(scratch.pointer, 0, scratch.byteCount, stream), "cuMemsetD8Async")
         func runCandidate(_ i: Int) -> Bool {
             (try? blas.matmul(plan, candidate: i, handle: handle, a: a, b: b, bias: bias, d: scratch.pointer,
-                              beta: beta, workspace: workspace.pointer, workspaceSize: MatmulEngine.workspaceBytes,
-                              stream: stream)) != nil
+                              beta: beta, scales: scales, workspace: workspace.pointer,
+                              workspaceSize: MatmulEngine.workspaceBytes, stream: stream)) != nil
         }
         var works = (0..<count).map(runCandidate)
         var events: [CUhandle] = []
@@ -170,41 +179,63 @@ extension CUDABackend {
             let xp = try pointer(x, op), wp = try pointer(weight, op), bp = try optionalPointer(bias, op)
             let (out, y) = try empty(Array(x.shape.dropLast()) + [n], op)
             guard m > 0, n > 0 else { return out }
-            let act = Activation.allCases.firstIndex(of: activation) ?? 0
-            if k == 0 {
-                try driver.check(driver.cuMemsetD16Async(y, 0, m * n, stream), "cuMemsetD16Async")
-                try launchElements("elementwise", "bias_activation_bf16", count: m * n,
-                                   [.pointer(y), .pointer(bp), .long(m * n), .int(n), .int(act)])
-                return out
-            }
-            // Epilogues that round once: none, bias, GELU(tanh), GELU(tanh)+bias. Other activations: the product in
-            // f32, then one pass adds the bias, applies the activation and rounds.
-            let fusedGelu = activation == .geluTanh
-            let inF32 = activation != .identity && !fusedGelu
-            let epilogue: CuBLASLt.Epilogue = switch (bias != nil && !inF32, fusedGelu) {
-            case (false, false): .none
-            case (true, false): .bias
-            case (false, true): .gelu
-            case (true, true): .geluBias
-            }
+            if k == 0 { try zeroProduct(y, bias: bp, m: m, n: n, activation: activation); return out }
+            let (epilogue, inF32) = CuBLASLt.Epilogue.linear(bias: bias != nil, activation: activation)
             let shape = CuBLASLt.Shape(m: n, n: m, k: k, transA: true, lda: k, ldb: k, ldd: n, epilogue: epilogue,
                                        outputF32: inF32)
             if let engine = matmul, let plan = try engine.plan(shape) {
-                if inF32 {
-                    let product = try allocator.allocate(m * n * 4)
-                    try engine.run(plan, a: wp, b: xp, bias: nil, d: product.pointer, stream: stream)
-                    try launchElements("elementwise", "bias_activation_f32_bf16", count: m * n,
-                                       [.pointer(product.pointer), .pointer(bp), .pointer(y), .long(m * n), .long(1),
-                                        .int(n), .int(act)])
-                } else {
-                    try engine.run(plan, a: wp, b: xp, bias: bias == nil ? nil : bp, d: y, stream: stream)
-                }
+                try runLinear(engine, plan, weight: wp, x: xp, bias: bp, y: y, m: m, n: n, activation: activation)
                 return out
             }
+            let act = Activation.allCases.firstIndex(of: activation) ?? 0
             try gemmKernel(a: xp, b: wp, bias: bp, y: y, m: m, n: n, k: k, sam: k, sak: 1, sbn: k, sbk: 1, sym: n, syn: 1,
                            biasPerRow: false, activation: act)
             return out
         }
+    }
+}
+
+extension CuBLASLt.Epilogue {
+    /// The epilogue of a `linear` product, and whether the product must come out in f32 first. Epilogues that round
+    /// once: none, bias, GELU(tanh), GELU(tanh)+bias. Other activations: the product in f32, then one pass adds the
+    /// bias, applies the activation and rounds.
+    static func linear(bias: Bool, activation: Activation) -> (CuBLASLt.Epilogue, inF32: Bool) {
+        let fusedGelu = activation == .geluTanh
+        let inF32 = activation != .identity && !fusedGelu
+        let epilogue: CuBLASLt.Epilogue = switch (bias && !inF32, fusedGelu) {
+        case (false, false): .none
+        case (true, false): .bias
+        case (false, true): .gelu
+        case (true, true): .geluBias
+        }
+        return (epilogue, inF32)
+    }
+}
+
+extension CUDABackend {
+    /// `y (m, n) = act(x · weightᵀ + bias)` through a `linear` plan (made with `Epilogue.linear`): one product, or a
+    /// product in f32 and the `bias_activation_f32_bf16` pass. `scales` for fp8 plans.
+    func runLinear(_ engine: MatmulEngine, _ plan: CuBLASLt.Plan, weight: CUdeviceptr, x: CUdeviceptr,
+                   bias: CUdeviceptr, y: CUdeviceptr, m: Int, n: Int, activation: Activation,
+                   scales: MatmulScales? = nil) throws
+    {
+        guard plan.shape.outputF32 else {
+            try engine.run(plan, a: weight, b: x, bias: bias == 0 ? nil : bias, d: y, scales: scales, stream: stream)
+            return
+        }
+        let product = try allocator.allocate(m * n * 4)
+        try engine.run(plan, a: weight, b: x, bias: nil, d: product.pointer, scales: scales, stream: stream)
+        try launchElements("elementwise", "bias_activation_f32_bf16", count: m * n,
+                           [.pointer(product.pointer), .pointer(bias), .pointer(y), .long(m * n), .long(1), .int(n),
+                            .int(Activation.allCases.firstIndex(of: activation) ?? 0)])
+    }
+
+    /// A product over K = 0: zeros, then bias and activation.
+    func zeroProduct(_ y: CUdeviceptr, bias: CUdeviceptr, m: Int, n: Int, activation: Activation) throws {
+        try driver.check(driver.cuMemsetD16Async(y, 0, m * n, stream), "cuMemsetD16Async")
+        try launchElements("elementwise", "bias_activation_bf16", count: m * n,
+                           [.pointer(y), .pointer(bias), .long(m * n), .int(n),
+                            .int(Activation.allCases.firstIndex(of: activation) ?? 0)])
     }
 }
 

@@ -38,6 +38,14 @@ public protocol Backend: AnyObject, Sendable {
     /// (the GPU accumulates bf16 partial sums when `activation` is identity: one more rounding of a partial).
     func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor
 
+    /// A linear weight (N, K) quantized row by row to f8 e4m3 (`QuantizedWeight`, rule in Quantization.swift).
+    func quantizeFP8(_ weight: Tensor) throws -> QuantizedWeight
+    /// `linear(concatenating:)` with an fp8 weight: each row of the concatenated input is quantized to e4m3 with its
+    /// own scale, the product of e4m3 values accumulates in f32, then
+    /// `y[m, n] = act(Σₖ q(x)[m, k] · q(w)[n, k] · scale_x[m] · scale_w[n] + bias[n])`. Parts as there.
+    func linear(concatenating parts: [Tensor], weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws
+        -> Tensor
+
     /// Scaled dot-product attention per head. q (B, Sq, H, D), k and v (B, Sk, H, D) → (B, Sq, H, D).
     /// `softmax(q·kᵀ·scale + bias (+ causal mask)) · v`; bias (H, Sq, Sk) is shared over the batch (T5's relative
     /// position bias); `causal` masks key j > query i (CLIP).
@@ -157,6 +165,13 @@ extension Backend {
 
     /// Downloads as f32 values in row-major order.
     public func floats(_ tensor: Tensor) throws -> [Float] { try download(tensor).floats() }
+
+    /// `linear` with an fp8 weight (see `linear(concatenating:weight: QuantizedWeight, ...)`).
+    public func linear(_ x: Tensor, weight: QuantizedWeight, bias: Tensor?, activation: Activation = .identity)
+        throws -> Tensor
+    {
+        try linear(concatenating: [x], weight: weight, bias: bias, activation: activation)
+    }
 
     public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
         try linear(x, weight: weight, bias: bias, activation: .identity)

@@ -59,3 +59,28 @@ public func convertToFloat(_ raw: UnsafeRawBufferPointer, dtype: DType, into out
         for i in 0..<n { out[i] = Float(base.load(fromByteOffset: i, as: UInt8.self)) }
     }
 }
+
+/// The largest finite f8 e4m3fn value (S.1111.110 = 1.75 · 2⁸).
+public let float8E4M3Max: Float = 448
+
+/// f32 → f8 e4m3fn bits, rounding to nearest even and saturating to ±448 (PTX `cvt.rn.satfinite.e4m3x2.f32`, the
+/// conversion the GPU kernels use); NaN → 0x7F. Below 2⁻⁶ the grid is the subnormal one, steps of 2⁻⁹.
+@inline(__always) public func floatToFloat8E4M3(_ value: Float) -> UInt8 {
+    if value.isNaN { return 0x7F }
+    let sign: UInt8 = value.sign == .minus ? 0x80 : 0
+    let a = value.magnitude
+    if a >= float8E4M3Max { return sign | 0x7E }
+    if a < 0x1p-6 {
+        // Subnormal: a multiple of 2⁻⁹; 8 · 2⁻⁹ rounds up into the smallest normal, whose bits are the same 0x08.
+        return sign | UInt8((a * 0x1p9).rounded(.toNearestOrEven))
+    }
+    var exponent = Int(a.exponent)                                    // 2^exponent ≤ a, exponent in -6 ... 8
+    var steps = (a * Float(sign: .plus, exponent: 3 - exponent, significand: 1)).rounded(.toNearestOrEven)
+    if steps == 16 { (exponent, steps) = (exponent + 1, 8) }           // rounded up to the next power of two
+    return sign | UInt8((exponent + 7) << 3) | UInt8(Int(steps) - 8)
+}
+
+/// `value` rounded onto the e4m3 grid (`floatToFloat8E4M3` then back).
+@inline(__always) public func roundedToFloat8E4M3(_ value: Float) -> Float {
+    float8E4M3ToFloat(floatToFloat8E4M3(value))
+}

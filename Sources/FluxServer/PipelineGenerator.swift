@@ -8,18 +8,20 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     public let defaults: ModelDefaults
     private let components: PipelineComponents
     private let maxSequenceLength: Int
+    private let quantization: LinearQuantization
     private let makeBackend: @Sendable () throws -> any Backend
     private let memoryProbe: @Sendable (any Backend) -> (used: Int, total: Int)?
     /// Set by `load`; touched only on the worker thread.
     private var pipeline: FluxPipeline?
 
     /// `makeBackend` runs on the worker thread (a CUDA context is current on the thread that creates it).
-    public init(modelName: String, components: PipelineComponents,
+    public init(modelName: String, components: PipelineComponents, quantization: LinearQuantization = .none,
                 makeBackend: @escaping @Sendable () throws -> any Backend,
                 memoryProbe: @escaping @Sendable (any Backend) -> (used: Int, total: Int)? = { _ in nil }) throws {
         let settings = try PipelineDefaults.of(components)
         self.modelName = modelName
         self.components = components
+        self.quantization = quantization
         self.defaults = ModelDefaults(width: settings.width, height: settings.height, steps: settings.steps,
                                       guidance: settings.guidance)
         self.maxSequenceLength = settings.maxSequenceLength
@@ -30,7 +32,7 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     /// Loads every component, then runs one step at the default size so kernels are compiled and buffers sized
     /// before the first request.
     public func load() throws {
-        let pipeline = try FluxPipeline(components, backend: try makeBackend())
+        let pipeline = try FluxPipeline(components, backend: try makeBackend(), quantization: quantization)
         let warm = GenerationRequest(prompts: ["warm-up"], width: defaults.width, height: defaults.height, steps: 1,
                                      guidanceScale: defaults.guidance, seed: 0, maxSequenceLength: maxSequenceLength)
         _ = try pipeline.generate(warm)

@@ -35,6 +35,7 @@ struct Bench: ParsableCommand {
     var profile = false
 
     @OptionGroup var device: DeviceOptions
+    @OptionGroup var quantization: QuantizationOptions
 
     struct Row: Codable {
         var stage: String
@@ -47,6 +48,8 @@ struct Bench: ParsableCommand {
     struct Report: Codable {
         var model: String
         var device: String
+        /// `--quantize`: none or fp8.
+        var quantization: String
         var rows: [Row]
         var loadSeconds: [String: Double]
         var peakMemoryBytes: Int?
@@ -62,7 +65,8 @@ struct Bench: ParsableCommand {
             let parsedSizes = try sizes.split(separator: ",").map { try parseSize(String($0)) }
             guard let mainSize = parsedSizes.first else { throw ValidationError("--sizes: at least one WxH") }
             guard repeats >= 1, warmup >= 0, steps >= 1 else { throw ValidationError("--repeats, --steps ≥ 1") }
-            var report = Report(model: model, device: backend.name, rows: [], loadSeconds: [:], peakMemoryBytes: nil)
+            var report = Report(model: model, device: backend.name, quantization: quantization.quantize.rawValue, rows: [],
+                                loadSeconds: [:], peakMemoryBytes: nil)
             let models = try loadModels(backend, &report)
             let defaults = models.transformer.config.guidanceEmbeds ? PipelineDefaults.dev : PipelineDefaults.schnell
             var rng = SplitMix(seed: 1)
@@ -175,7 +179,10 @@ struct Bench: ParsableCommand {
             let random = RandomWeights(seed: 2024, description: model)
             func weights() -> ModuleWeights { ModuleWeights(backend: backend, random: random) }
             return Models(
-                transformer: try timed("transformer") { try FluxTransformer(config: dev ? .dev : .schnell, weights: weights()) },
+                transformer: try timed("transformer") {
+                    try FluxTransformer(config: dev ? .dev : .schnell, weights: weights(),
+                                        quantization: quantization.quantize)
+                },
                 t5: try timed("t5") { try T5Encoder(config: .xxl, weights: weights()) },
                 clip: try timed("clip") { try CLIPTextModel(config: .vitL14, weights: weights()) },
                 vae: try timed("vae") { try AutoencoderKL(config: .flux, weights: weights(), parts: .decoder) },
@@ -183,7 +190,9 @@ struct Bench: ParsableCommand {
         }
         let components = try PipelineComponents.resolve(model == DemoModel.name ? try DemoModel.locate() : model)
         return Models(
-            transformer: try timed("transformer") { try components.transformer.load(on: backend) },
+            transformer: try timed("transformer") {
+                try components.transformer.load(on: backend, quantization: quantization.quantize)
+            },
             t5: try timed("t5") { try T5Checkpoint.open(components.textEncoder2).load(on: backend) },
             clip: try timed("clip") { try CLIPCheckpoint.open(components.textEncoder).load(on: backend) },
             vae: try timed("vae") { try components.vae.load(on: backend, parts: .decoder) },

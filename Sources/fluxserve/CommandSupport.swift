@@ -44,6 +44,17 @@ struct DeviceOptions: ParsableArguments {
     }
 }
 
+/// `--quantize`: how the transformer keeps its blocks' linear weights.
+struct QuantizationOptions: ParsableArguments {
+    @Option(help: """
+        Transformer block weights: none (the checkpoint's precision) or fp8 (e4m3 with per-row scales, activations \
+        quantized per token; about twice the GPU's matrix rate, an approximation — see bench/results).
+        """)
+    var quantize: LinearQuantization = .none
+}
+
+extension LinearQuantization: ExpressibleByArgument {}
+
 /// Formats a byte count for people: 1.5 GB, 20.0 MB.
 func formatBytes(_ bytes: Int) -> String {
     let units = ["B", "KB", "MB", "GB", "TB"]

@@ -52,6 +52,8 @@ struct EvalTransformer: ParsableCommand {
     @Option(help: "A diffusers transformer config.json to use instead of the checkpoint's (needed for single files whose head dim is not 128).")
     var config: String?
 
+    @OptionGroup var quantization: QuantizationOptions
+
     func run() throws {
         try reportingErrors {
             let backend = try options.device.makeBackend()
@@ -89,7 +91,7 @@ struct EvalTransformer: ParsableCommand {
             let txtIds = try positionIds(inputs.require("txt_ids", expected: "(\(textTokens), \(axes))"),
                                          "txt_ids", textTokens, axes)
 
-            let model = try checkpoint.load(on: backend)
+            let model = try checkpoint.load(on: backend, quantization: quantization.quantize)
             let sample = try model(img: try backend.upload(hidden), txt: try backend.upload(encoder),
                                    y: try backend.upload(pooled), timesteps: timestep,
                                    guidance: c.guidanceEmbeds ? guidance : nil,

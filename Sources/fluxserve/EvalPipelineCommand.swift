@@ -11,6 +11,7 @@ struct EvalPipeline: ParsableCommand {
         abstract: "FluxPipeline: latents (B, S_img, C) + metadata prompt, height, width, num_inference_steps, guidance_scale[, max_sequence_length, cache_threshold] → image (B, 3, H, W) in 0..1.")
 
     @OptionGroup var options: EvalOptions
+    @OptionGroup var quantization: QuantizationOptions
 
     func run() throws {
         try reportingErrors {
@@ -40,7 +41,7 @@ struct EvalPipeline: ParsableCommand {
                 seed: 0, imagesPerPrompt: latents.shape[0], cacheThreshold: try number("cache_threshold", 0),
                 maxSequenceLength: try number("max_sequence_length", 512))
             let backend = try options.device.makeBackend()
-            let pipeline = try FluxPipeline(components, backend: backend)
+            let pipeline = try FluxPipeline(components, backend: backend, quantization: quantization.quantize)
             let result = try pipeline.generate(request, latents: try backend.upload(latents))
             try writeSafetensors(["image": result.images],
                                  metadata: ["producer": "fluxserve \(fluxServeVersion)", "component": "pipeline",

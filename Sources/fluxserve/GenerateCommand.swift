@@ -41,6 +41,7 @@ struct Generate: ParsableCommand {
     var maxSequenceLength: Int?
 
     @OptionGroup var device: DeviceOptions
+    @OptionGroup var quantization: QuantizationOptions
 
     func run() throws {
         try reportingErrors {
@@ -61,7 +62,7 @@ struct Generate: ParsableCommand {
             let backend = try device.makeBackend()
             let heldBefore = try (backend as? any MemoryReporting)?.memoryUsage().current
             let loadStart = Date()
-            let pipeline = try FluxPipeline(components, backend: backend)
+            let pipeline = try FluxPipeline(components, backend: backend, quantization: quantization.quantize)
             try pipeline.validate(request)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             // Bytes the weights took on the device (allocator size classes included), per second of loading.

@@ -17,6 +17,7 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var device: DeviceOptions
+    @OptionGroup var quantization: QuantizationOptions
 
     @Option(help: "Address to listen on.")
     var host: String = "127.0.0.1"
@@ -136,7 +137,7 @@ struct Serve: AsyncParsableCommand {
             let components = try model.resolve()
             let device = self.device
             let generator = try PipelineGenerator(
-                modelName: model.name, components: components,
+                modelName: model.name, components: components, quantization: quantization.quantize,
                 makeBackend: { try device.makeBackend() },
                 memoryProbe: { backend in
                     guard let cuda = backend as? CUDABackend, let memory = try? cuda.memoryInfo() else { return nil }

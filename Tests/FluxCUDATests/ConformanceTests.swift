@@ -102,6 +102,12 @@ final class OffByOneAdd: Backend, @unchecked Sendable {
     func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
         try cpu.linear(concatenating: parts, weight: weight, bias: bias, activation: activation)
     }
+    func quantizeFP8(_ weight: Tensor) throws -> QuantizedWeight { try cpu.quantizeFP8(weight) }
+    func linear(concatenating parts: [Tensor], weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws
+        -> Tensor
+    {
+        try cpu.linear(concatenating: parts, weight: weight, bias: bias, activation: activation)
+    }
     func attentionInputs(_ streams: [QKVProjection], heads: Int, eps: Float, cos: Tensor, sin: Tensor) throws
         -> AttentionHeads
     {

@@ -21,11 +21,16 @@ final class CuBLASLt: @unchecked Sendable {
     private static let computeF32: Int32 = 68          // CUBLAS_COMPUTE_32F
     private static let typeF32: Int32 = 0              // CUDA_R_32F
     private static let typeBF16: Int32 = 14            // CUDA_R_16BF
+    private static let typeE4M3: Int32 = 28            // CUDA_R_8F_E4M3
     private static let opT: Int32 = 1                  // CUBLAS_OP_T
     private static let descTransA: Int32 = 3           // CUBLASLT_MATMUL_DESC_TRANSA
     private static let descEpilogue: Int32 = 7         // CUBLASLT_MATMUL_DESC_EPILOGUE
     private static let descBiasPointer: Int32 = 8      // CUBLASLT_MATMUL_DESC_BIAS_POINTER
     private static let descBiasDataType: Int32 = 26    // CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE
+    private static let descScalePointer: (a: Int32, b: Int32) = (17, 18)  // CUBLASLT_MATMUL_DESC_{A,B}_SCALE_POINTER
+    private static let descScaleMode: (a: Int32, b: Int32) = (31, 32)     // CUBLASLT_MATMUL_DESC_{A,B}_SCALE_MODE
+    private static let scaleOuterVector: Int32 = 3     // CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F
+    private static let descFastAccumulation: Int32 = 25  // CUBLASLT_MATMUL_DESC_FAST_ACCUM (int8)
     private static let prefMaxWorkspace: Int32 = 1     // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES
     /// CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_{A,B,C,D}_BYTES (uint32, default 256).
     private static let prefMinAlignment: [Int32] = [5, 6, 7, 8]
@@ -125,6 +130,12 @@ final class CuBLASLt: @unchecked Sendable {
         var strideA = 0, strideB = 0, strideD = 0
         /// Byte alignment every A, B, C, D pointer (and batch offset) is known to have (256 unless told).
         var alignment = 256
+        /// A and B in f8 e4m3 with outer-vector scales (f32, one per row of op(A) and per column of B, given at each
+        /// call): `D = (scaleA[i] · scaleB[j] · Σ op(A)[i, l] · B[l, j]) + bias`, D bf16 or f32. Needs transA (cuBLASLt
+        /// runs fp8 only as "TN") and compute capability 8.9 or later.
+        var fp8 = false
+        /// fp8 only: accumulate in the tensor cores' reduced precision without periodic promotion to f32 (faster).
+        var fastAccumulation = false
     }
 
     /// Descriptors and the algorithms cuBLASLt's heuristic offers for one `Shape`, made once and reused. The
@@ -186,10 +197,20 @@ final class CuBLASLt: @unchecked Sendable {
                 try lt.check(lt.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.descBiasDataType, &biasType, 4),
                              "set BIAS_DATA_TYPE")
             }
+            if s.fp8 {
+                var mode = CuBLASLt.scaleOuterVector, fast: Int8 = s.fastAccumulation ? 1 : 0
+                try lt.check(lt.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.descScaleMode.a, &mode, 4),
+                             "set A_SCALE_MODE")
+                try lt.check(lt.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.descScaleMode.b, &mode, 4),
+                             "set B_SCALE_MODE")
+                try lt.check(lt.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.descFastAccumulation, &fast, 1),
+                             "set FAST_ACCUM")
+            }
+            let inputType = s.fp8 ? CuBLASLt.typeE4M3 : CuBLASLt.typeBF16
             let (aRows, aCols) = s.transA ? (s.k, s.m) : (s.m, s.k)
-            try lt.check(lt.cublasLtMatrixLayoutCreate(&a, CuBLASLt.typeBF16, UInt64(aRows), UInt64(aCols),
-                                                       Int64(s.lda)), "cublasLtMatrixLayoutCreate(A)")
-            try lt.check(lt.cublasLtMatrixLayoutCreate(&b, CuBLASLt.typeBF16, UInt64(s.k), UInt64(s.n), Int64(s.ldb)),
+            try lt.check(lt.cublasLtMatrixLayoutCreate(&a, inputType, UInt64(aRows), UInt64(aCols), Int64(s.lda)),
+                         "cublasLtMatrixLayoutCreate(A)")
+            try lt.check(lt.cublasLtMatrixLayoutCreate(&b, inputType, UInt64(s.k), UInt64(s.n), Int64(s.ldb)),
                          "cublasLtMatrixLayoutCreate(B)")
             try lt.check(lt.cublasLtMatrixLayoutCreate(&d, s.outputF32 ? CuBLASLt.typeF32 : CuBLASLt.typeBF16,
                                                        UInt64(s.m), UInt64(s.n), Int64(s.ldd)),
@@ -228,8 +249,8 @@ final class CuBLASLt: @unchecked Sendable {
             let usable = CuBLASLt.usableResults(results, count: min(max(Int(found), 0), requested),
                                                 workspaceLimit: workspaceLimit)
             guard let desc, let a, let b, let d, !usable.isEmpty else {
-                throw TensorError.backend("cuda: cuBLASLt has no algorithm for \(s.m)x\(s.n)x\(s.k) bf16 "
-                                          + "(\(s.epilogue))")
+                throw TensorError.backend("cuda: cuBLASLt has no algorithm for \(s.m)x\(s.n)x\(s.k) "
+                                          + "\(s.fp8 ? "fp8" : "bf16") (\(s.epilogue))")
             }
             self.desc = desc
             self.a = a
@@ -296,17 +317,30 @@ final class CuBLASLt: @unchecked Sendable {
 
     /// Runs a plan: `D = op(A)·B + β·D (+ bias, epilogue)` on `stream` (β = 1 accumulates into D in place), with
     /// the plan's chosen algorithm or candidate `candidate`.
+    /// `scales`: the fp8 plans' outer-vector scales of A and B (device f32 vectors).
     func matmul(_ plan: Plan, candidate: Int? = nil, handle: Handle, a: CUdeviceptr, b: CUdeviceptr,
-                bias: CUdeviceptr?, d: CUdeviceptr, beta: Float = 0, workspace: CUdeviceptr, workspaceSize: Int,
-                stream: CUhandle?) throws
+                bias: CUdeviceptr?, d: CUdeviceptr, beta: Float = 0, scales: MatmulScales? = nil,
+                workspace: CUdeviceptr, workspaceSize: Int, stream: CUhandle?) throws
     {
         if var pointer = bias {
             try check(cublasLtMatmulDescSetAttribute(plan.desc, CuBLASLt.descBiasPointer, &pointer, 8),
                       "set BIAS_POINTER")
+        }
+        if var scaleA = scales?.a, var scaleB = scales?.b {
+            try check(cublasLtMatmulDescSetAttribute(plan.desc, CuBLASLt.descScalePointer.a, &scaleA, 8),
+                      "set A_SCALE_POINTER")
+            try check(cublasLtMatmulDescSetAttribute(plan.desc, CuBLASLt.descScalePointer.b, &scaleB, 8),
+                      "set B_SCALE_POINTER")
         }
         var alpha: Float = 1, beta = beta
         try check(cublasLtMatmul(handle, plan.desc, &alpha, a, plan.a, b, plan.b, &beta, d, plan.d, d, plan.d,
                                  candidate.map { plan.algo($0) } ?? plan.algo, workspace, workspaceSize, stream),
                   "cublasLtMatmul")
     }
+}
+
+/// The f32 scale vectors of an fp8 product's A and B (`CuBLASLt.Shape.fp8`).
+struct MatmulScales {
+    var a: CUdeviceptr
+    var b: CUdeviceptr
 }

@@ -72,15 +72,17 @@ public final class FluxPipeline: @unchecked Sendable {
     public let t5Tokenizer: T5Tokenizer
     public let scheduler: SchedulerConfig
 
-    /// Loads every component onto `backend`.
-    public init(_ components: PipelineComponents, backend: any Backend) throws {
+    /// Loads every component onto `backend`; `quantization` applies to the transformer's blocks.
+    public init(_ components: PipelineComponents, backend: any Backend, quantization: LinearQuantization = .none)
+        throws
+    {
         self.components = components
         self.backend = backend
         clipTokenizer = try CLIPTokenizer(directory: components.tokenizer)
         t5Tokenizer = try T5Tokenizer(directory: components.tokenizer2)
         clip = try CLIPCheckpoint.open(components.textEncoder).load(on: backend)
         t5 = try T5Checkpoint.open(components.textEncoder2).load(on: backend)
-        transformer = try components.transformer.load(on: backend)
+        transformer = try components.transformer.load(on: backend, quantization: quantization)
         vae = try components.vae.load(on: backend, parts: .decoder)
         scheduler = components.scheduler
         guard transformer.config.pooledProjectionDim == clip.config.hiddenSize else {

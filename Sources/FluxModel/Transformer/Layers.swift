@@ -3,13 +3,47 @@ import Foundation
 
 /// `y = x·Wᵀ + b`, PyTorch `nn.Linear`. weight (out, in), bias (out).
 public struct Linear: Sendable {
-    public let weight: Tensor
+    /// How the layer keeps its weight.
+    public enum Weight: Sendable {
+        /// The checkpoint's numbers in the backend's compute dtype.
+        case dense(Tensor)
+        /// f8 e4m3 with one scale per output row (`LinearQuantization.fp8`).
+        case fp8(QuantizedWeight)
+    }
+
+    public let weight: Weight
     public let bias: Tensor?
+
+    public init(weight: Tensor, bias: Tensor?) { (self.weight, self.bias) = (.dense(weight), bias) }
+
+    public init(weight: Weight, bias: Tensor?) { (self.weight, self.bias) = (weight, bias) }
 
     public func callAsFunction(_ x: Tensor, on backend: any Backend, activation: Activation = .identity) throws
         -> Tensor
     {
-        try backend.linear(x, weight: weight, bias: bias, activation: activation)
+        try self(concatenating: [x], on: backend, activation: activation)
+    }
+
+    /// The layer over the concatenation of `parts` along the last axis, which the backend need not materialise.
+    public func callAsFunction(concatenating parts: [Tensor], on backend: any Backend,
+                               activation: Activation = .identity) throws -> Tensor
+    {
+        switch weight {
+        case let .dense(w) where parts.count == 1:
+            try backend.linear(parts[0], weight: w, bias: bias, activation: activation)
+        case let .dense(w):
+            try backend.linear(concatenating: parts, weight: w, bias: bias, activation: activation)
+        case let .fp8(w):
+            try backend.linear(concatenating: parts, weight: w, bias: bias, activation: activation)
+        }
+    }
+
+    /// The layer with its weight quantized as `quantization` says. Stays dense for `.none`, and when either
+    /// dimension is not a multiple of 16 (fp8 tensor cores take only those; such layers are small in any model).
+    public func quantized(_ quantization: LinearQuantization, on backend: any Backend) throws -> Linear {
+        guard quantization == .fp8, case let .dense(w) = weight, w.rank == 2, w.shape[0] % 16 == 0,
+              w.shape[1] % 16 == 0 else { return self }
+        return Linear(weight: .fp8(try backend.quantizeFP8(w)), bias: bias)
     }
 }
 

@@ -19,9 +19,16 @@ struct SingleStreamBlock: Sendable {
     init(_ w: ModuleWeights, config: FluxConfig) throws {
         let dim = config.hiddenSize, mlp = config.mlpHiddenSize
         heads = config.numAttentionHeads
-        let linear1 = try w.linear("linear1", in: dim, out: 3 * dim + mlp)
-        linear1QKV = try linear1.rows(0, count: 3 * dim, on: w.backend)
-        linear1MLP = try linear1.rows(3 * dim, count: mlp, on: w.backend)
+        // linear1's row blocks, copied once at load, then quantized (when the weights are) each on its own.
+        let linear1 = w.scope("linear1"), b = w.backend
+        let weight1 = try linear1.tensor("weight", shape: [3 * dim + mlp, dim])
+        let bias1 = try linear1.tensor("bias", shape: [3 * dim + mlp])
+        func rows(_ start: Int, _ count: Int) throws -> Linear {
+            try w.quantized(Linear(weight: try b.slice(weight1, axis: 0, start: start, count: count),
+                                   bias: try b.slice(bias1, axis: 0, start: start, count: count)))
+        }
+        linear1QKV = try rows(0, 3 * dim)
+        linear1MLP = try rows(3 * dim, mlp)
         linear2 = try w.linear("linear2", in: dim + mlp, out: dim)
         norm = try QKNorm(w.scope("norm"), headDim: config.attentionHeadDim)
         modulation = try Modulation(w.scope("modulation"), dim: dim, double: false)
@@ -33,18 +40,8 @@ struct SingleStreamBlock: Sendable {
         let qkv = try linear1QKV(xModulated, on: b)
         let mlp = try linear1MLP(xModulated, on: b, activation: .geluTanh)
         let attn = try jointAttention(try jointHeads([(qkv, norm)], heads: heads, pe: pe, on: b), on: b)
-        let output = try b.linear(concatenating: [attn, mlp], weight: linear2.weight, bias: linear2.bias,
-                                  activation: .identity)
+        let output = try linear2(concatenating: [attn, mlp], on: b)
         return try b.gatedAdd(x, output, gate: mod.gate)
-    }
-}
-
-extension Linear {
-    /// The layer restricted to output features `start ..< start + count` (a block of weight rows), copied once at
-    /// load.
-    fileprivate func rows(_ start: Int, count: Int, on b: any Backend) throws -> Linear {
-        Linear(weight: try b.slice(weight, axis: 0, start: start, count: count),
-               bias: try bias.map { try b.slice($0, axis: 0, start: start, count: count) })
     }
 }
 

@@ -117,9 +117,10 @@ public struct TransformerCheckpoint: Sendable {
         config == .dev ? "FLUX.1-dev" : config == .schnell ? "FLUX.1-schnell" : "custom"
     }
 
-    /// Builds the transformer on `backend`, uploading every weight.
-    public func load(on backend: any Backend) throws -> FluxTransformer {
-        try FluxTransformer(config: config, weights: ModuleWeights(backend: backend, source: weights))
+    /// Builds the transformer on `backend`, uploading every weight (the blocks' linear layers quantized as told).
+    public func load(on backend: any Backend, quantization: LinearQuantization = .none) throws -> FluxTransformer {
+        try FluxTransformer(config: config, weights: ModuleWeights(backend: backend, source: weights),
+                            quantization: quantization)
     }
 
     /// Names the architecture expects but the checkpoint lacks (reference names).

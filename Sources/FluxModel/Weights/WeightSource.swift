@@ -156,6 +156,8 @@ public struct ModuleWeights: Sendable {
     private let source: WeightSource?
     private let random: RandomWeights?
     public private(set) var prefix: String
+    /// How `linear` keeps the weights it loads (the transformer sets this for its blocks only).
+    public var quantization: LinearQuantization = .none
 
     public init(backend: any Backend, source: WeightSource, prefix: String = "") {
         (self.backend, self.source, self.random, self.prefix) = (backend, source, nil, prefix)
@@ -193,9 +195,20 @@ public struct ModuleWeights: Sendable {
         return try backend.upload(try source.load(full))
     }
 
+    /// A linear layer, quantized as `quantization` says.
     public func linear(_ name: String, in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws -> Linear {
         let w = scope(name)
-        return Linear(weight: try w.tensor("weight", shape: [outFeatures, inFeatures]),
-                      bias: bias ? try w.tensor("bias", shape: [outFeatures]) : nil)
+        return try quantized(Linear(weight: try w.tensor("weight", shape: [outFeatures, inFeatures]),
+                                    bias: bias ? try w.tensor("bias", shape: [outFeatures]) : nil))
+    }
+
+    /// `layer` quantized as `quantization` says.
+    public func quantized(_ layer: Linear) throws -> Linear { try layer.quantized(quantization, on: backend) }
+
+    /// These weights with `quantization` set.
+    public func quantizing(_ quantization: LinearQuantization) -> ModuleWeights {
+        var copy = self
+        copy.quantization = quantization
+        return copy
     }
 }
