@@ -13,8 +13,9 @@ final class MatmulEngine: @unchecked Sendable {
     let workspace: CUDAStorage
     private let allocator: DeviceAllocator
     private var plans: [CuBLASLt.Shape: CuBLASLt.Plan] = [:]
-    /// Shapes cuBLASLt had no algorithm for; they run on the fallback kernel.
+    /// Shapes cuBLASLt had no algorithm for (the caller falls back), with cuBLASLt's reason, in the order met.
     private var unsupported: Set<CuBLASLt.Shape> = []
+    private(set) var refusals: [String] = []
     /// `FLUXSERVE_GEMM_TUNE`, or why it could not be read (thrown at the first product).
     private let tuneSettings: Result<GemmTuneSettings, TensorError>
     /// One entry per shape whose candidates were timed, in the order they were.
@@ -67,6 +68,7 @@ final class MatmulEngine: @unchecked Sendable {
             return plan
         } catch {
             unsupported.insert(key)
+            refusals.append("\(error)")
             return nil
         }
     }
@@ -99,9 +101,7 @@ final class MatmulEngine: @unchecked Sendable {
         }
         let chosen = settings.pick.map { min($0, count - 1) } ?? GemmTuning.choose(times, margin: settings.margin)
         plan.choose(chosen)
-        let name = (s.fp8 ? "fp8 " : "") + "\(s.m)x\(s.n)x\(s.k)" + (s.batch > 1 ? " ×\(s.batch)" : "")
-            + " \(s.epilogue)"
-            + (s.outputF32 ? " f32" : "") + (beta != 0 ? " β=1" : "")
+        let name = s.label + (beta != 0 ? " β=1" : "")
         let algorithms = (0..<count).map { blas.describe(plan.algo($0)) }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         let entry = GemmTuningEntry(shape: name, flops: flops, milliseconds: times, algorithms: algorithms,
@@ -162,6 +162,8 @@ extension CUDABackend {
     /// Per product shape whose cuBLASLt candidates were timed, the times and the choice (empty without cuBLASLt, with
     /// `FLUXSERVE_GEMM_TUNE=0`, or before the first products).
     public var matmulTuning: [GemmTuningEntry] { (try? locked { matmul?.tuningReport ?? [] }) ?? [] }
+    /// Why cuBLASLt refused each product shape it had no algorithm for (those ran another way).
+    public var matmulRefusals: [String] { (try? locked { matmul?.refusals ?? [] }) ?? [] }
 }
 
 extension CUDABackend {

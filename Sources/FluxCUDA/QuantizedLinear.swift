@@ -40,14 +40,19 @@ extension CUDABackend {
             let (xq, xs) = try (allocator.allocate(m * k), allocator.allocate(m * 4))
             try quantizeRows(sources[0], width: widths[0], then: sources.count > 1 ? sources[1] : 0,
                              width: widths.count > 1 ? widths[1] : 0, rows: m, into: xq.pointer, scales: xs.pointer)
-            let (epilogue, inF32) = CuBLASLt.Epilogue.linear(bias: bias != nil, activation: activation)
+            let scales = MatmulScales(a: ws, b: xs.pointer)
             if computeCapability >= (8, 9), let engine = matmul,
-               let plan = try engine.plan(CuBLASLt.Shape(m: n, n: m, k: k, transA: true, lda: k, ldb: k, ldd: n,
-                                                         epilogue: epilogue, outputF32: inF32, fp8: true,
-                                                         fastAccumulation: engine.fp8FastAccumulation))
+               let (plan, fused) = try fp8Plan(engine, n: n, m: m, k: k, bias: bias != nil, activation: activation)
             {
-                try runLinear(engine, plan, weight: wq, x: xq.pointer, bias: bp, y: y, m: m, n: n,
-                              activation: activation, scales: MatmulScales(a: ws, b: xs.pointer))
+                if fused || plan.shape.outputF32 {
+                    try runLinear(engine, plan, weight: wq, x: xq.pointer, bias: bp, y: y, m: m, n: n,
+                                  activation: activation, scales: scales)
+                } else {
+                    try engine.run(plan, a: wq, b: xq.pointer, bias: nil, d: y, scales: scales, stream: stream)
+                    try launchElements("elementwise", "bias_activation_bf16", count: m * n,
+                                       [.pointer(y), .pointer(bp), .long(m * n), .int(n),
+                                        .int(Activation.allCases.firstIndex(of: activation) ?? 0)])
+                }
                 return .done(out)
             }
             let (x, xp) = try empty(leading + [k], op), (w, wp) = try empty([n, k], op)
@@ -59,6 +64,25 @@ extension CUDABackend {
         case let .done(out): return out
         case let .dense(x, w): return try linear(x, weight: w, bias: bias, activation: activation)
         }
+    }
+
+    /// The first fp8 plan cuBLASLt offers an algorithm for: bias / GELU fused in the epilogue, else the product alone
+    /// (`fused` false: the caller adds bias and activation in one pass after); each with fast accumulation first
+    /// when it is allowed. Refusals are remembered by the engine, so later calls go straight to the plan that works.
+    private func fp8Plan(_ engine: MatmulEngine, n: Int, m: Int, k: Int, bias: Bool, activation: Activation) throws
+        -> (CuBLASLt.Plan, fused: Bool)?
+    {
+        let (epilogue, inF32) = CuBLASLt.Epilogue.linear(bias: bias, activation: activation)
+        let accumulations = engine.fp8FastAccumulation ? [true, false] : [false]
+        for fused in [true, false] where fused || epilogue != .none {
+            for fast in accumulations {
+                let shape = CuBLASLt.Shape(m: n, n: m, k: k, transA: true, lda: k, ldb: k, ldd: n,
+                                           epilogue: fused ? epilogue : .none, outputF32: inF32, fp8: true,
+                                           fastAccumulation: fast)
+                if let plan = try engine.plan(shape) { return (plan, fused) }
+            }
+        }
+        return nil
     }
 
     private enum QuantizedProduct {

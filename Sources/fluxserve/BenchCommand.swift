@@ -118,6 +118,7 @@ struct Bench: ParsableCommand {
                 printError(GemmTuningEntry.summary(tuning))
                 if profile { tuning.forEach { printError("  " + $0.line) } }
             }
+            (backend as? CUDABackend)?.matmulRefusals.forEach { printError("cuBLASLt refused: " + $0) }
             let (w, h) = mainSize, g = try geometry(models, w, h)
             if wanted.contains("vae") {
                 let latents = try noise(backend, [1, g.latentChannels, g.latentHeight, g.latentWidth], seed: 3)

@@ -136,6 +136,12 @@ final class CuBLASLt: @unchecked Sendable {
         var fp8 = false
         /// fp8 only: accumulate in the tensor cores' reduced precision without periodic promotion to f32 (faster).
         var fastAccumulation = false
+
+        /// For messages: "fp8 3072x4608x15360 bias fast-accumulation".
+        var label: String {
+            (fp8 ? "fp8 " : "") + "\(m)x\(n)x\(k)" + (batch > 1 ? " ×\(batch)" : "") + " \(epilogue)"
+                + (outputF32 ? " f32" : "") + (fp8 && fastAccumulation ? " fast-accumulation" : "")
+        }
     }
 
     /// Descriptors and the algorithms cuBLASLt's heuristic offers for one `Shape`, made once and reused. The
@@ -245,12 +251,11 @@ final class CuBLASLt: @unchecked Sendable {
             var found: Int32 = 0
             try lt.check(lt.cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, d, d, pref, Int32(requested), results,
                                                            &found),
-                         "cublasLtMatmulAlgoGetHeuristic(\(s.m)x\(s.n)x\(s.k))")
+                         "cublasLtMatmulAlgoGetHeuristic(\(s.label))")
             let usable = CuBLASLt.usableResults(results, count: min(max(Int(found), 0), requested),
                                                 workspaceLimit: workspaceLimit)
             guard let desc, let a, let b, let d, !usable.isEmpty else {
-                throw TensorError.backend("cuda: cuBLASLt has no algorithm for \(s.m)x\(s.n)x\(s.k) "
-                                          + "\(s.fp8 ? "fp8" : "bf16") (\(s.epilogue))")
+                throw TensorError.backend("cuda: cuBLASLt has no algorithm for \(s.label)")
             }
             self.desc = desc
             self.a = a
