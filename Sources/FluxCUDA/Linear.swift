@@ -63,7 +63,8 @@ final class MatmulEngine: @unchecked Sendable {
         let flops = 2 * Double(key.batch) * Double(key.m) * Double(key.n) * Double(key.k)
         do {
             let plan = try CuBLASLt.Plan(blas, handle: handle, shape: key, workspaceLimit: MatmulEngine.workspaceBytes,
-                                         candidates: settings.candidates(flops: flops))
+                                         candidates: settings.candidates(flops: flops),
+                                         scalePlaceholder: workspace.pointer)
             plans[key] = plan
             return plan
         } catch {

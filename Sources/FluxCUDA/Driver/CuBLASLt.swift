@@ -181,8 +181,11 @@ final class CuBLASLt: @unchecked Sendable {
             return true
         }
 
-        /// Asks the heuristic for up to `candidates` algorithms (1 is the heuristic's best alone).
-        init(_ lt: CuBLASLt, handle: Handle, shape s: Shape, workspaceLimit: Int, candidates: Int = 1) throws {
+        /// Asks the heuristic for up to `candidates` algorithms (1 is the heuristic's best alone). fp8 plans point
+        /// their scale vectors at `scalePlaceholder` (any device memory) while asking: each call sets the real ones.
+        init(_ lt: CuBLASLt, handle: Handle, shape s: Shape, workspaceLimit: Int, candidates: Int = 1,
+             scalePlaceholder: CUdeviceptr = 0) throws
+        {
             owner = lt
             shape = s
             var desc: Handle?, a: Handle?, b: Handle?, d: Handle?, pref: Handle?
@@ -211,6 +214,13 @@ final class CuBLASLt: @unchecked Sendable {
                              "set B_SCALE_MODE")
                 try lt.check(lt.cublasLtMatmulDescSetAttribute(desc, CuBLASLt.descFastAccumulation, &fast, 1),
                              "set FAST_ACCUM")
+                var placeholder = scalePlaceholder
+                if placeholder != 0 {
+                    for attribute in [CuBLASLt.descScalePointer.a, CuBLASLt.descScalePointer.b] {
+                        try lt.check(lt.cublasLtMatmulDescSetAttribute(desc, attribute, &placeholder, 8),
+                                     "set SCALE_POINTER")
+                    }
+                }
             }
             let inputType = s.fp8 ? CuBLASLt.typeE4M3 : CuBLASLt.typeBF16
             let (aRows, aCols) = s.transA ? (s.k, s.m) : (s.m, s.k)

@@ -85,9 +85,11 @@ struct Modulation: Sendable {
     let lin: Linear
     let double: Bool
 
+    /// Never quantized: one product per image (`FluxTransformer.conditioning`), and every block's scale, shift and
+    /// gate come from it.
     init(_ w: ModuleWeights, dim: Int, double: Bool) throws {
         self.double = double
-        lin = try w.linear("lin", in: dim, out: (double ? 6 : 3) * dim)
+        lin = try w.quantizing(.none).linear("lin", in: dim, out: (double ? 6 : 3) * dim)
     }
 
     /// `lin(silu(vec))` (B, 3·D or 6·D) split into one triple (single blocks) or two (double blocks: attention,
