@@ -90,9 +90,10 @@ if [ -n "${STARTUP:-}" ]; then
   (cd tools/reference && python3 save_random_pipeline.py /tmp/rdpipe "$OLDPWD/models/demo") 2>&1 | grep -v Warning \
     | tee "$out/startup-full.log"
   du -sh /tmp/rdpipe | tee -a "$out/startup-full.log"
-  for run in 1 2; do
+  for run in 1 2 ${FP8:+fp8}; do
     t0=$(date +%s.%N)
-    $bin generate "a red fox in snow" --model /tmp/rdpipe --device cuda -o /tmp/fox-$run.png --seed 1 2>&1 | grep -v "^denoise"
+    $bin generate "a red fox in snow" --model /tmp/rdpipe --device cuda -o /tmp/fox-$run.png --seed 1 \
+      ${FP8:+$([ $run = fp8 ] && echo --quantize fp8)} 2>&1 | grep -v "^denoise"
     echo "run $run: $(python3 -c "print(round($(date +%s.%N) - $t0, 2))") s from process start to PNG"
   done 2>&1 | tee -a "$out/startup-full.log"
 fi

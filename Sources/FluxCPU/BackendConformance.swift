@@ -574,6 +574,8 @@ extension BackendConformance {
             linearCase("concatenating [2,5,16] [2,5,32] [2,5,16] w[16,64]", parts: [[2, 5, 16], [2, 5, 32], [2, 5, 16]],
                        n: 16, bias: false),
             linearCase("x[3,5,13] w[5,13] +bias (no fp8 product: dequantized)", parts: [[3, 5, 13]], n: 5),
+            linearCase("x[2,3,16400] w[16,16400] +bias (rows wider than the register cache)", parts: [[2, 3, 16400]],
+                       n: 16),
         ]
     }()
 }

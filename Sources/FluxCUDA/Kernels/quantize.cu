@@ -9,11 +9,14 @@
 //   dequantize: y[r, k] = bf16(e4m3_value(q[r, k]) · scale[r]) — for products cuBLASLt cannot run in fp8.
 //
 // quantize_rows_e4m3: one block of QUANT_THREADS threads per row, grid (rows); pass 1 takes the row's |max| (block
-// reduction), pass 2 reads the row again (from L1/L2) and writes bytes. With wa and wb multiples of 8 each thread
-// moves 8 values at a time (16-byte loads, 8-byte stores); else one at a time.
+// reduction), pass 2 writes bytes. With wa and wb multiples of 8 each thread moves 8 values at a time (16-byte
+// loads, 8-byte stores) and, for rows up to QUANT_THREADS · 8 · QUANT_CACHE = 16384 values (FLUX's widest input is
+// 15360), keeps its vectors in registers so the row is read once; otherwise pass 2 reads the row again (from L1/L2),
+// one value at a time when the widths are not multiples of 8.
 #include "common.cuh"
 
 #define QUANT_THREADS 256
+#define QUANT_CACHE 8   // vectors of 8 values per thread held in registers
 #define E4M3_MAX 448.0f
 
 // f32 → e4m3fn bits, round to nearest even, saturating (the host's floatToFloat8E4M3). Hopper and Ada convert in
@@ -63,6 +66,17 @@ __device__ __forceinline__ float row_scale(float abs_max) {
     return scale > 0.0f && scale <= 3.402823466e38f ? scale : 1.0f;
 }
 
+// Eight values divided by `scale`, as e4m3 bytes in one 8-byte store.
+__device__ __forceinline__ void store8_e4m3(unsigned char* out, const float* f, float scale) {
+    uint2 packed = make_uint2(0u, 0u);
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        packed.x |= e4m3_bits(__fdiv_rn(f[e], scale)) << (8 * e);
+        packed.y |= e4m3_bits(__fdiv_rn(f[e + 4], scale)) << (8 * e);
+    }
+    *(uint2*)out = packed;
+}
+
 extern "C" __global__ void quantize_rows_e4m3(const bf16* __restrict__ a, int wa, const bf16* __restrict__ b, int wb,
                                               long long rows, unsigned char* __restrict__ q,
                                               float* __restrict__ scales) {
@@ -74,6 +88,34 @@ extern "C" __global__ void quantize_rows_e4m3(const bf16* __restrict__ a, int wa
     const bf16* rb = b + row * wb;
     unsigned char* out = q + row * width;
     const bool vectors = (wa & 7) == 0 && (wb & 7) == 0;
+
+    if (vectors && width <= QUANT_THREADS * 8 * QUANT_CACHE) {
+        uint4 cache[QUANT_CACHE];
+        float m = 0.0f;
+#pragma unroll
+        for (int c = 0; c < QUANT_CACHE; c++) {
+            const int k = (t + QUANT_THREADS * c) * 8;
+            if (k < width) {
+                cache[c] = k < wa ? *(const uint4*)(ra + k) : *(const uint4*)(rb + (k - wa));
+                float f[8];
+                unpack8(cache[c], f);
+#pragma unroll
+                for (int e = 0; e < 8; e++) m = fmaxf(m, fabsf(f[e]));
+            }
+        }
+        const float scale = row_scale(block_max(m, scratch));
+        if (t == 0) scales[row] = scale;
+#pragma unroll
+        for (int c = 0; c < QUANT_CACHE; c++) {
+            const int k = (t + QUANT_THREADS * c) * 8;
+            if (k < width) {
+                float f[8];
+                unpack8(cache[c], f);
+                store8_e4m3(out + k, f, scale);
+            }
+        }
+        return;
+    }
 
     float m = 0.0f;
     if (vectors) {
@@ -93,13 +135,7 @@ extern "C" __global__ void quantize_rows_e4m3(const bf16* __restrict__ a, int wa
         for (int k = t * 8; k < width; k += QUANT_THREADS * 8) {
             float f[8];
             unpack8(k < wa ? *(const uint4*)(ra + k) : *(const uint4*)(rb + (k - wa)), f);
-            uint2 packed = make_uint2(0u, 0u);
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                packed.x |= e4m3_bits(__fdiv_rn(f[e], scale)) << (8 * e);
-                packed.y |= e4m3_bits(__fdiv_rn(f[e + 4], scale)) << (8 * e);
-            }
-            *(uint2*)(out + k) = packed;
+            store8_e4m3(out + k, f, scale);
         }
     } else {
         for (int k = t; k < width; k += QUANT_THREADS) {
