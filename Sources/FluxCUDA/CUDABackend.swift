@@ -58,6 +58,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let allocator: DeviceAllocator
     let kernels: KernelCache
     let matmul: MatmulEngine?
+    /// Set (under the lock) once the user has been told that fp8 products run dequantized on this GPU.
+    var toldFP8Fallback = false
     let sdpa: SDPAEngine?
     let profiler: OpProfiler
     /// The pinned buffers uploads go through (`StagedUpload.swift`), made on the first upload.

@@ -1,4 +1,5 @@
 import FluxCore
+import Foundation
 
 extension CUDABackend {
     /// Rows of the bf16 weight to e4m3 bytes and f32 scales (`quantize_rows_e4m3`), once at load.
@@ -54,6 +55,14 @@ extension CUDABackend {
                                         .int(Activation.allCases.firstIndex(of: activation) ?? 0)])
                 }
                 return .done(out)
+            }
+            if !toldFP8Fallback {
+                toldFP8Fallback = true
+                let why = computeCapability >= (8, 9) ? "cuBLASLt has no fp8 product for \(n)x\(m)x\(k)"
+                    : "fp8 products need compute capability 8.9 or later (this GPU: "
+                        + "\(computeCapability.major).\(computeCapability.minor))"
+                FileHandle.standardError.write(Data(("note: \(why); such products run dequantized to bf16, slower "
+                                                     + "than without --quantize\n").utf8))
             }
             let (x, xp) = try empty(leading + [k], op), (w, wp) = try empty([n, k], op)
             try dequantizeRows(xq.pointer, scales: xs.pointer, rows: m, cols: k, into: xp)
