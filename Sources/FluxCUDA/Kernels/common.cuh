@@ -49,18 +49,22 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// Sum over a block of blockDim.x threads (a multiple of 32, at most 1024); every thread gets the total.
-// `scratch` holds 32 floats of shared memory; the call ends with a barrier so scratch can be reused.
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
+// Sum (or maximum) over a block of blockDim.x threads (a multiple of 32, at most 1024); every thread gets the
+// result. `scratch` holds 32 floats of shared memory; the call ends with a barrier so scratch can be reused.
+template <bool Max>
+__device__ __forceinline__ float block_reduce(float v, float* scratch) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    v = warp_sum(v);
+    v = Max ? warp_max(v) : warp_sum(v);
     if (lane == 0) scratch[warp] = v;
     __syncthreads();
-    float total = lane < warps ? scratch[lane] : 0.0f;
-    total = warp_sum(total);
+    float total = lane < warps ? scratch[lane] : (Max ? NEG_INF : 0.0f);
+    total = Max ? warp_max(total) : warp_sum(total);
     __syncthreads();
     return total;
 }
+
+__device__ __forceinline__ float block_sum(float v, float* scratch) { return block_reduce<false>(v, scratch); }
+__device__ __forceinline__ float block_max(float v, float* scratch) { return block_reduce<true>(v, scratch); }
 
 // Eight bf16 in one 16-byte word, for vectorised loads and stores (`((const uint4*)p)[i]`). Every tensor starts at an
 // allocation (256-byte aligned), so element offsets that are multiples of 8 are 16-byte aligned.

@@ -50,17 +50,6 @@ __device__ __forceinline__ float e4m3_value(unsigned int bits) {
     return sign * ldexpf(1.0f + (float)mantissa * 0.125f, exponent - 7);
 }
 
-__device__ __forceinline__ float block_max(float v, float* scratch) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-    v = warp_max(v);
-    if (lane == 0) scratch[warp] = v;
-    __syncthreads();
-    float total = lane < warps ? scratch[lane] : 0.0f;
-    total = warp_max(total);
-    __syncthreads();
-    return total;
-}
-
 __device__ __forceinline__ float row_scale(float abs_max) {
     const float scale = abs_max / E4M3_MAX;
     return scale > 0.0f && scale <= 3.402823466e38f ? scale : 1.0f;
