@@ -1156,14 +1156,14 @@ extern "C" __global__ void norm_rows_bf16(const bf16* __restrict__ x, bf16* __re
 //   without concatenating them first).
 //   dequantize: y[r, k] = bf16(e4m3_value(q[r, k]) · scale[r]) — for products cuBLASLt cannot run in fp8.
 //
-// quantize_rows_e4m3: one block of QUANT_THREADS threads per row, grid (rows); pass 1 takes the row's |max| (block
-// reduction), pass 2 writes bytes. With wa and wb multiples of 8 each thread moves 8 values at a time (16-byte
-// loads, 8-byte stores) and, for rows up to QUANT_THREADS · 8 · QUANT_CACHE = 16384 values (FLUX's widest input is
+// quantize_rows_e4m3: one block per row, grid (rows), block 128 threads for rows up to 4096 values and 256 beyond
+// (the host's choice: small blocks keep more rows in flight per SM); pass 1 takes the row's |max| (block reduction),
+// pass 2 writes bytes. With wa and wb multiples of 8 each thread moves 8 values at a time (16-byte loads, 8-byte
+// stores) and, for rows up to blockDim · 8 · QUANT_CACHE values (16384 at 256 threads; FLUX's widest input is
 // 15360), keeps its vectors in registers so the row is read once; otherwise pass 2 reads the row again (from L1/L2),
 // one value at a time when the widths are not multiples of 8.
 #include "common.cuh"
 
-#define QUANT_THREADS 256
 #define QUANT_CACHE 8   // vectors of 8 values per thread held in registers
 #define E4M3_MAX 448.0f
 
@@ -1220,18 +1220,18 @@ extern "C" __global__ void quantize_rows_e4m3(const bf16* __restrict__ a, int wa
     __shared__ float scratch[32];
     const long long row = blockIdx.x;
     if (row >= rows) return;
-    const int width = wa + wb, t = threadIdx.x;
+    const int width = wa + wb, t = threadIdx.x, threads = blockDim.x;
     const bf16* ra = a + row * wa;
     const bf16* rb = b + row * wb;
     unsigned char* out = q + row * width;
     const bool vectors = (wa & 7) == 0 && (wb & 7) == 0;
 
-    if (vectors && width <= QUANT_THREADS * 8 * QUANT_CACHE) {
+    if (vectors && width <= threads * 8 * QUANT_CACHE) {
         uint4 cache[QUANT_CACHE];
         float m = 0.0f;
 #pragma unroll
         for (int c = 0; c < QUANT_CACHE; c++) {
-            const int k = (t + QUANT_THREADS * c) * 8;
+            const int k = (t + threads * c) * 8;
             if (k < width) {
                 cache[c] = k < wa ? *(const uint4*)(ra + k) : *(const uint4*)(rb + (k - wa));
                 float f[8];
@@ -1244,7 +1244,7 @@ extern "C" __global__ void quantize_rows_e4m3(const bf16* __restrict__ a, int wa
         if (t == 0) scales[row] = scale;
 #pragma unroll
         for (int c = 0; c < QUANT_CACHE; c++) {
-            const int k = (t + QUANT_THREADS * c) * 8;
+            const int k = (t + threads * c) * 8;
             if (k < width) {
                 float f[8];
                 unpack8(cache[c], f);
@@ -1256,26 +1256,26 @@ extern "C" __global__ void quantize_rows_e4m3(const bf16* __restrict__ a, int wa
 
     float m = 0.0f;
     if (vectors) {
-        for (int k = t * 8; k < width; k += QUANT_THREADS * 8) {
+        for (int k = t * 8; k < width; k += threads * 8) {
             float f[8];
             unpack8(k < wa ? *(const uint4*)(ra + k) : *(const uint4*)(rb + (k - wa)), f);
 #pragma unroll
             for (int e = 0; e < 8; e++) m = fmaxf(m, fabsf(f[e]));
         }
     } else {
-        for (int k = t; k < width; k += QUANT_THREADS) m = fmaxf(m, fabsf(bf16_to_f32(k < wa ? ra[k] : rb[k - wa])));
+        for (int k = t; k < width; k += threads) m = fmaxf(m, fabsf(bf16_to_f32(k < wa ? ra[k] : rb[k - wa])));
     }
     const float scale = row_scale(block_max(m, scratch));
     if (t == 0) scales[row] = scale;
 
     if (vectors) {
-        for (int k = t * 8; k < width; k += QUANT_THREADS * 8) {
+        for (int k = t * 8; k < width; k += threads * 8) {
             float f[8];
             unpack8(k < wa ? *(const uint4*)(ra + k) : *(const uint4*)(rb + (k - wa)), f);
             store8_e4m3(out + k, f, scale);
         }
     } else {
-        for (int k = t; k < width; k += QUANT_THREADS) {
+        for (int k = t; k < width; k += threads) {
             out[k] = (unsigned char)e4m3_bits(__fdiv_rn(bf16_to_f32(k < wa ? ra[k] : rb[k - wa]), scale));
         }
     }

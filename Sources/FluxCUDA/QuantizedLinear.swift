@@ -105,7 +105,8 @@ extension CUDABackend {
                               into q: CUdeviceptr, scales: CUdeviceptr) throws
     {
         guard rows > 0 else { return }
-        try launch("quantize", "quantize_rows_e4m3", grid: (rows, 1, 1), block: (256, 1, 1),
+        // 128 threads for rows up to 4096 values (more rows in flight per SM), 256 beyond (kernel comment).
+        try launch("quantize", "quantize_rows_e4m3", grid: (rows, 1, 1), block: (wa + wb <= 4096 ? 128 : 256, 1, 1),
                    [.pointer(a), .int(wa), .pointer(b), .int(wb), .long(rows), .pointer(q), .pointer(scales)])
     }
 
