@@ -18,8 +18,8 @@ public final class FluxTransformer: Sendable {
     /// Width of the sinusoidal timestep and guidance embeddings.
     static let timestepEmbeddingDim = 256
 
-    /// `quantization` applies to the linear layers inside the double and single blocks (≈ 99 % of the products); the
-    /// embedders, modulations and final layer stay in the compute dtype.
+    /// `quantization` applies to the linear layers inside the double and single blocks (all but a sliver of a step's
+    /// matrix FLOPs); the embedders, modulations and final layer stay in the compute dtype.
     public init(config: FluxConfig, weights w: ModuleWeights, quantization: LinearQuantization = .none) throws {
         try config.validate(source: w.description)
         self.config = config
