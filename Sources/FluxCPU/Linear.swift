@@ -80,17 +80,6 @@ extension CPUBackend {
 }
 
 extension CPUBackend {
-    /// The product, then `gatedAdd`.
-    public func gatedResidual(_ residual: Tensor, gate: Tensor, concatenating parts: [Tensor],
-                              weight: QuantizedWeight, bias: Tensor?) throws -> Tensor
-    {
-        _ = try FusedOpShapes.gatedResidual(residual, gate: gate, parts: parts, weight: weight, bias: bias)
-        return try gatedAdd(residual, try linear(concatenating: parts, weight: weight, bias: bias, activation: .identity),
-                            gate: gate)
-    }
-}
-
-extension CPUBackend {
     /// `quantizeRowsToFloat8E4M3` on all cores, a block of rows each.
     func quantizeRows(_ source: UnsafePointer<Float>, rows: Int, cols: Int, values: UnsafeMutablePointer<Float>,
                       scales: UnsafeMutablePointer<Float>)

@@ -60,8 +60,6 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     let matmul: MatmulEngine?
     /// Set (under the lock) once the user has been told that fp8 products run dequantized on this GPU.
     var toldFP8Fallback = false
-    /// Set (under the lock) if cuBLASLt refused a gated residual folded into an fp8 product; it is not tried again.
-    var gatedFoldRefused = false
     let sdpa: SDPAEngine?
     let profiler: OpProfiler
     /// The pinned buffers uploads go through (`StagedUpload.swift`), made on the first upload.

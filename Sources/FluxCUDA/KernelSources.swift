@@ -1155,8 +1155,6 @@ extern "C" __global__ void norm_rows_bf16(const bf16* __restrict__ x, bf16* __re
 //   load) and on activations (rows = tokens, before each fp8 product; two parts feed linear2 of the single blocks
 //   without concatenating them first).
 //   dequantize: y[r, k] = bf16(e4m3_value(q[r, k]) · scale[r]) — for products cuBLASLt cannot run in fp8.
-//   gated row scales: s[n] = scale_w[n] · gate[n], b[n] = bf16(bias[n] · gate[n]) — the gated residual update
-//     residual + gate ⊙ (W x + bias) as one product: its weight-row scales and bias take the gate, C = residual, β = 1.
 //
 // quantize_rows_e4m3: one block per row, grid (rows), block 128 threads for rows up to 4096 values and 256 beyond
 // (the host's choice: small blocks keep more rows in flight per SM); pass 1 takes the row's |max| (block reduction),
@@ -1289,16 +1287,6 @@ extern "C" __global__ void dequantize_rows_e4m3(const unsigned char* __restrict_
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
          i += (long long)gridDim.x * blockDim.x) {
         y[i] = f32_to_bf16(e4m3_value(q[i]) * scales[i / cols]);
-    }
-}
-
-extern "C" __global__ void gated_row_scales(const float* __restrict__ scales, const bf16* __restrict__ gate,
-                                            const bf16* __restrict__ bias, int n, float* __restrict__ gated_scales,
-                                            bf16* __restrict__ gated_bias) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        const float g = bf16_to_f32(gate[i]);
-        gated_scales[i] = scales[i] * g;
-        if (bias) gated_bias[i] = f32_to_bf16(bf16_to_f32(bias[i]) * g);
     }
 }
 

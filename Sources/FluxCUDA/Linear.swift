@@ -39,9 +39,8 @@ final class MatmulEngine: @unchecked Sendable {
         workspace = try allocator.allocate(MatmulEngine.workspaceBytes)
     }
 
-    /// `c`: the addend of β = 1 when it is not D itself (tuning runs then accumulate into their scratch output).
     func run(_ plan: CuBLASLt.Plan, a: CUdeviceptr, b: CUdeviceptr, bias: CUdeviceptr?, d: CUdeviceptr,
-             c: CUdeviceptr? = nil, beta: Float = 0, scales: MatmulScales? = nil, stream: CUhandle) throws
+             beta: Float = 0, scales: MatmulScales? = nil, stream: CUhandle) throws
     {
         if plan.needsChoice { tune(plan, a: a, b: b, bias: bias, beta: beta, scales: scales, stream: stream) }
         let s = plan.shape
@@ -51,7 +50,7 @@ final class MatmulEngine: @unchecked Sendable {
                                                 + s.m * s.n * (s.outputF32 ? 4 : 2))
         try profiler.measure("gemm \(s.fp8 ? "fp8 " : "")\(s.m)x\(s.n)x\(s.k)" + (s.batch > 1 ? " ×\(s.batch)" : ""),
                              flops: 2 * products, bytes: operands, stream: stream) {
-            try blas.matmul(plan, handle: handle, a: a, b: b, bias: bias, d: d, c: c, beta: beta, scales: scales,
+            try blas.matmul(plan, handle: handle, a: a, b: b, bias: bias, d: d, beta: beta, scales: scales,
                             workspace: workspace.pointer, workspaceSize: MatmulEngine.workspaceBytes, stream: stream)
         }
     }

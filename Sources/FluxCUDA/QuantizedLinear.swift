@@ -38,7 +38,9 @@ extension CUDABackend {
             let (out, y) = try empty(leading + [n], op)
             guard m > 0, n > 0 else { return .done(out) }
             if k == 0 { try zeroProduct(y, bias: bp, m: m, n: n, activation: activation); return .done(out) }
-            let (xq, xs) = try quantizedInput(sources, widths: widths, rows: m)
+            let (xq, xs) = try (allocator.allocate(m * k), allocator.allocate(m * 4))
+            try quantizeRows(sources[0], width: widths[0], then: sources.count > 1 ? sources[1] : 0,
+                             width: widths.count > 1 ? widths[1] : 0, rows: m, into: xq.pointer, scales: xs.pointer)
             let scales = MatmulScales(a: ws, b: xs.pointer)
             if computeCapability >= (8, 9), let engine = matmul,
                let (plan, fused) = try fp8Plan(engine, n: n, m: m, k: k, bias: bias != nil, activation: activation)
@@ -71,59 +73,6 @@ extension CUDABackend {
         case let .done(out): return out
         case let .dense(x, w): return try linear(x, weight: w, bias: bias, activation: activation)
         }
-    }
-
-    /// Batch 1 (one gate): one fp8 product with the gate folded into the weight-row scales and the bias
-    /// (`gated_row_scales`) and the residual as its addend (C, β = 1), so the output is written once. Otherwise — a
-    /// batch of several images, no fused fp8 plan, or cuBLASLt refusing the addend (remembered) — the product, then
-    /// `gatedAdd`.
-    public func gatedResidual(_ residual: Tensor, gate: Tensor, concatenating parts: [Tensor],
-                              weight: QuantizedWeight, bias: Tensor?) throws -> Tensor
-    {
-        let op = "gatedResidual"
-        let (leading, widths) = try FusedOpShapes.gatedResidual(residual, gate: gate, parts: parts, weight: weight,
-                                                                 bias: bias)
-        let (n, k) = (weight.shape[0], weight.shape[1]), m = leading.reduce(1, *)
-        func unfused() throws -> Tensor {
-            try gatedAdd(residual, try linear(concatenating: parts, weight: weight, bias: bias, activation: .identity),
-                         gate: gate)
-        }
-        guard leading[0] == 1, parts.count <= 2, m > 0, n > 0, k > 0, computeCapability >= (8, 9),
-              let engine = matmul else { return try unfused() }
-        let folded = try locked { () -> Tensor? in
-            guard !gatedFoldRefused,
-                  let (plan, fused) = try fp8Plan(engine, n: n, m: m, k: k, bias: bias != nil, activation: .identity),
-                  fused else { return nil }
-            let wq = try pointer(weight.values, op, dtype: .f8e4m3), ws = try pointer(weight.scales, op, dtype: .f32)
-            let bp = try optionalPointer(bias, op), rp = try pointer(residual, op), gp = try pointer(gate, op)
-            let (xq, xs) = try quantizedInput(try parts.map { try pointer($0, op) }, widths: widths, rows: m)
-            let (gatedScales, gatedBias) = try (allocator.allocate(n * 4), allocator.allocate(n * 2))
-            try launchElements("quantize", "gated_row_scales", count: n,
-                               [.pointer(ws), .pointer(gp), .pointer(bp), .int(n), .pointer(gatedScales.pointer),
-                                .pointer(gatedBias.pointer)])
-            let (out, y) = try empty(residual.shape, op)
-            do {
-                try engine.run(plan, a: wq, b: xq.pointer, bias: bias == nil ? nil : gatedBias.pointer, d: y, c: rp,
-                               beta: 1, scales: MatmulScales(a: gatedScales.pointer, b: xs.pointer), stream: stream)
-            } catch {
-                gatedFoldRefused = true
-                FileHandle.standardError.write(Data("note: gated residual not folded into fp8 products: \(error)\n".utf8))
-                return nil
-            }
-            return out
-        }
-        return try folded ?? unfused()
-    }
-
-    /// Parts (up to two, read in place) quantized row by row: e4m3 bytes (rows × ΣKᵢ) and f32 scales (rows).
-    private func quantizedInput(_ sources: [CUdeviceptr], widths: [Int], rows m: Int) throws
-        -> (values: CUDAStorage, scales: CUDAStorage)
-    {
-        let k = widths.reduce(0, +)
-        let (xq, xs) = try (allocator.allocate(m * k), allocator.allocate(m * 4))
-        try quantizeRows(sources[0], width: widths[0], then: sources.count > 1 ? sources[1] : 0,
-                         width: widths.count > 1 ? widths[1] : 0, rows: m, into: xq.pointer, scales: xs.pointer)
-        return (xq, xs)
     }
 
     /// The first fp8 plan cuBLASLt offers an algorithm for: bias / GELU fused in the epilogue, else the product alone

@@ -45,11 +45,6 @@ public protocol Backend: AnyObject, Sendable {
     /// `y[m, n] = act(Σₖ q(x)[m, k] · q(w)[n, k] · scale_x[m] · scale_w[n] + bias[n])`. Parts as there.
     func linear(concatenating parts: [Tensor], weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws
         -> Tensor
-    /// `gatedAdd(residual, linear(concatenating: parts, weight:, bias:, activation: .identity), gate:)` — FLUX's gated
-    /// residual update (BFL `x + gate * proj(...)`) in one op, so that a backend can fold the gate into the product's
-    /// row scales and the residual into its accumulator. residual (B, S, N), gate (B, N), parts (B, S, Kᵢ).
-    func gatedResidual(_ residual: Tensor, gate: Tensor, concatenating parts: [Tensor], weight: QuantizedWeight,
-                       bias: Tensor?) throws -> Tensor
 
     /// Scaled dot-product attention per head. q (B, Sq, H, D), k and v (B, Sk, H, D) → (B, Sq, H, D).
     /// `softmax(q·kᵀ·scale + bias (+ causal mask)) · v`; bias (H, Sq, Sk) is shared over the batch (T5's relative

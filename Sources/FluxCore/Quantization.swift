@@ -62,21 +62,4 @@ extension FusedOpShapes {
         }
         return shapes
     }
-
-    /// `gatedResidual`: the quantized linear's operands, plus residual (B, S, N) and gate (B, N) to match.
-    public static func gatedResidual(_ residual: Tensor, gate: Tensor, parts: [Tensor], weight: QuantizedWeight,
-                                     bias: Tensor?) throws -> (leading: [Int], widths: [Int])
-    {
-        let shapes = try quantizedLinear(parts, weight: weight, bias: bias)
-        let n = weight.shape[0], expected = shapes.leading + [n]
-        guard residual.shape == expected, expected.count == 3 else {
-            throw TensorError.shapeMismatch(op: "gatedResidual", operand: "residual", shape: residual.shape,
-                                            expected: "\(expected) (B, S, N)")
-        }
-        guard gate.shape == [expected[0], n] else {
-            throw TensorError.shapeMismatch(op: "gatedResidual", operand: "gate", shape: gate.shape,
-                                            expected: "[\(expected[0]), \(n)]")
-        }
-        return shapes
-    }
 }

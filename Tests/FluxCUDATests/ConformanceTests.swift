@@ -103,11 +103,6 @@ final class OffByOneAdd: Backend, @unchecked Sendable {
         try cpu.linear(concatenating: parts, weight: weight, bias: bias, activation: activation)
     }
     func quantizeFP8(_ weight: Tensor) throws -> QuantizedWeight { try cpu.quantizeFP8(weight) }
-    func gatedResidual(_ residual: Tensor, gate: Tensor, concatenating parts: [Tensor], weight: QuantizedWeight,
-                       bias: Tensor?) throws -> Tensor
-    {
-        try cpu.gatedResidual(residual, gate: gate, concatenating: parts, weight: weight, bias: bias)
-    }
     func linear(concatenating parts: [Tensor], weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws
         -> Tensor
     {

@@ -330,12 +330,12 @@ final class CuBLASLt: @unchecked Sendable {
         }.joined(separator: " ")
     }
 
-    /// Runs a plan: `D = op(A)·B + β·C (+ bias, epilogue)` on `stream`, C = D unless `c` is given (β = 1 then
-    /// accumulates into D in place), with the plan's chosen algorithm or candidate `candidate`.
+    /// Runs a plan: `D = op(A)·B + β·D (+ bias, epilogue)` on `stream` (β = 1 accumulates into D in place), with
+    /// the plan's chosen algorithm or candidate `candidate`.
     /// `scales`: the fp8 plans' outer-vector scales of A and B (device f32 vectors).
     func matmul(_ plan: Plan, candidate: Int? = nil, handle: Handle, a: CUdeviceptr, b: CUdeviceptr,
-                bias: CUdeviceptr?, d: CUdeviceptr, c: CUdeviceptr? = nil, beta: Float = 0,
-                scales: MatmulScales? = nil, workspace: CUdeviceptr, workspaceSize: Int, stream: CUhandle?) throws
+                bias: CUdeviceptr?, d: CUdeviceptr, beta: Float = 0, scales: MatmulScales? = nil,
+                workspace: CUdeviceptr, workspaceSize: Int, stream: CUhandle?) throws
     {
         if var pointer = bias {
             try check(cublasLtMatmulDescSetAttribute(plan.desc, CuBLASLt.descBiasPointer, &pointer, 8),
@@ -348,7 +348,7 @@ final class CuBLASLt: @unchecked Sendable {
                       "set B_SCALE_POINTER")
         }
         var alpha: Float = 1, beta = beta
-        try check(cublasLtMatmul(handle, plan.desc, &alpha, a, plan.a, b, plan.b, &beta, c ?? d, plan.d, d, plan.d,
+        try check(cublasLtMatmul(handle, plan.desc, &alpha, a, plan.a, b, plan.b, &beta, d, plan.d, d, plan.d,
                                  candidate.map { plan.algo($0) } ?? plan.algo, workspace, workspaceSize, stream),
                   "cublasLtMatmul")
     }

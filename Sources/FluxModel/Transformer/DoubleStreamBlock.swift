@@ -45,16 +45,16 @@ struct DoubleStreamBlock: Sendable {
         let imgAttnOut = try b.slice(attn, axis: 1, start: txtLength, count: img.shape[1])
 
         // Image stream: gated attention residual, then gated MLP residual.
-        var img = try imgAttn.proj.gatedResidual(img, gate: imgMod1.gate, concatenating: [imgAttnOut], on: b)
+        var img = try b.gatedAdd(img, try imgAttn.proj(imgAttnOut, on: b), gate: imgMod1.gate)
         let imgMlpIn = try b.modulatedLayerNorm(img, shift: imgMod2.shift, scale: imgMod2.scale, eps: eps)
-        img = try imgMlp2.gatedResidual(img, gate: imgMod2.gate,
-                                        concatenating: [try imgMlp0(imgMlpIn, on: b, activation: .geluTanh)], on: b)
+        img = try b.gatedAdd(img, try imgMlp2(try imgMlp0(imgMlpIn, on: b, activation: .geluTanh), on: b),
+                             gate: imgMod2.gate)
 
         // Text stream, the same with its own weights.
-        var txt = try txtAttn.proj.gatedResidual(txt, gate: txtMod1.gate, concatenating: [txtAttnOut], on: b)
+        var txt = try b.gatedAdd(txt, try txtAttn.proj(txtAttnOut, on: b), gate: txtMod1.gate)
         let txtMlpIn = try b.modulatedLayerNorm(txt, shift: txtMod2.shift, scale: txtMod2.scale, eps: eps)
-        txt = try txtMlp2.gatedResidual(txt, gate: txtMod2.gate,
-                                        concatenating: [try txtMlp0(txtMlpIn, on: b, activation: .geluTanh)], on: b)
+        txt = try b.gatedAdd(txt, try txtMlp2(try txtMlp0(txtMlpIn, on: b, activation: .geluTanh), on: b),
+                             gate: txtMod2.gate)
         return (img, txt)
     }
 }

@@ -38,19 +38,6 @@ public struct Linear: Sendable {
         }
     }
 
-    /// `residual + gate[:, None, :] · self(parts)`, FLUX's gated residual update: one op for fp8 weights (the backend
-    /// folds gate and residual into the product), the product then `gatedAdd` for dense ones.
-    public func gatedResidual(_ residual: Tensor, gate: Tensor, concatenating parts: [Tensor],
-                              on backend: any Backend) throws -> Tensor
-    {
-        switch weight {
-        case let .fp8(w):
-            try backend.gatedResidual(residual, gate: gate, concatenating: parts, weight: w, bias: bias)
-        case .dense:
-            try backend.gatedAdd(residual, try self(concatenating: parts, on: backend), gate: gate)
-        }
-    }
-
     /// The layer with its weight quantized as `quantization` says. Stays dense for `.none`, and when either
     /// dimension is not a multiple of 16 (fp8 tensor cores take only those; such layers are small in any model).
     public func quantized(_ quantization: LinearQuantization, on backend: any Backend) throws -> Linear {

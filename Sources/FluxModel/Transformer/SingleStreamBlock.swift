@@ -40,7 +40,8 @@ struct SingleStreamBlock: Sendable {
         let qkv = try linear1QKV(xModulated, on: b)
         let mlp = try linear1MLP(xModulated, on: b, activation: .geluTanh)
         let attn = try jointAttention(try jointHeads([(qkv, norm)], heads: heads, pe: pe, on: b), on: b)
-        return try linear2.gatedResidual(x, gate: mod.gate, concatenating: [attn, mlp], on: b)
+        let output = try linear2(concatenating: [attn, mlp], on: b)
+        return try b.gatedAdd(x, output, gate: mod.gate)
     }
 }
 
