@@ -533,7 +533,8 @@ extension BackendConformance {
     /// rounding, so the e4m3 values and scales must agree exactly; products then differ only by accumulation order
     /// (the GPU's fp8 tensor cores) and the output rounding → the matrix-product limit. Shapes: FLUX-like multiples of
     /// 16 (cuBLASLt fp8), fused GELU and the f32-output path (silu), two parts read in place, three parts, and
-    /// 13-wide rows that cuBLASLt cannot take in fp8 (the dequantized fallback).
+    /// 13-wide rows that cuBLASLt cannot take in fp8 (the dequantized fallback); input rows quantized alone and in the
+    /// modulated LayerNorm's pass.
     fileprivate static let fp8Cases: [Case] = {
         func quantizeCase(_ detail: String, rows: Int, cols: Int, scales: Bool) -> Case {
             Case(op: "quantizeFP8", detail: detail, threshold: copy,
@@ -560,7 +561,39 @@ extension BackendConformance {
                                                         bias: bias ? t[t.count - 1] : nil, activation: activation))
                         })
         }
+        func rowsCase(_ detail: String, parts: [[Int]], scales: Bool) -> Case {
+            Case(op: "quantizeRows", detail: detail, threshold: copy,
+                 inputs: { r in parts.map { r.tensor($0) } },
+                 body: { b, t in
+                     let q = try b.quantizeRows(t)
+                     return .tensor(scales ? q.scales : q.values)
+                 })
+        }
+        /// The fused norm quantizes f32 values the CPU computes in another order: a value on an e4m3 rounding
+        /// boundary may land one step away, so the rows are compared through a product (matrix-product limit) and
+        /// the scales at the pointwise limit.
+        func normCase(_ detail: String, x: [Int], n: Int, scales: Bool) -> Case {
+            let (batch, dim) = (x[0], x[x.count - 1])
+            return Case(op: "modulatedLayerNormFP8", detail: detail, threshold: scales ? pointwise : accumulated,
+                        inputs: { r in
+                            [r.tensor(x), r.tensor([batch, dim]), r.tensor([batch, dim], scale: 0.5),
+                             r.tensor([n, dim], scale: 0.3)]
+                        },
+                        body: { b, t in
+                            let q = try b.modulatedLayerNormFP8(t[0], shift: t[1], scale: t[2], eps: 1e-6)
+                            if scales { return .tensor(q.scales) }
+                            return .tensor(try b.linear(q, weight: try b.quantizeFP8(t[3]), bias: nil,
+                                                        activation: .identity))
+                        })
+        }
         return [
+            rowsCase("values of [2,7,48] [2,7,16]", parts: [[2, 7, 48], [2, 7, 16]], scales: false),
+            rowsCase("scales of [2,7,48] [2,7,16]", parts: [[2, 7, 48], [2, 7, 16]], scales: true),
+            rowsCase("values of [3,5,13] [3,5,6] [3,5,7] (three parts)", parts: [[3, 5, 13], [3, 5, 6], [3, 5, 7]],
+                     scales: false),
+            normCase("x[2,37,768] then w[64,768] (one fused pass)", x: [2, 37, 768], n: 64, scales: false),
+            normCase("scales of x[2,37,768] (one fused pass)", x: [2, 37, 768], n: 64, scales: true),
+            normCase("x[2,9,48] then w[32,48] (norm, then quantizeRows)", x: [2, 9, 48], n: 32, scales: false),
             quantizeCase("values of w[37,200] (a zero row, a tiny row)", rows: 37, cols: 200, scales: false),
             quantizeCase("scales of w[37,200] (a zero row, a tiny row)", rows: 37, cols: 200, scales: true),
             quantizeCase("values of w[5,13] (rows not in eights)", rows: 5, cols: 13, scales: false),

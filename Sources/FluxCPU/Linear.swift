@@ -48,22 +48,34 @@ extension CPUBackend {
         return QuantizedWeight(values: values, scales: scales)
     }
 
-    /// The concatenation quantized row by row, one f32 product of e4m3 values, then both scales, bias and activation.
-    public func linear(concatenating parts: [Tensor], weight: QuantizedWeight, bias: Tensor?, activation: Activation)
-        throws -> Tensor
+    /// The concatenation's rows quantized (e4m3 values kept as f32).
+    public func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows {
+        let (leading, _) = try FusedOpShapes.concatenatedRows(parts, op: "quantizeRows")
+        let x = parts.count == 1 ? parts[0] : try concat(parts, axis: -1)
+        let k = x.dim(-1), m = leading.reduce(1, *)
+        let source = try values(x, "quantizeRows")
+        let (quantized, q) = empty(leading + [k]), (scales, s) = empty([m])
+        quantizeRows(source, rows: m, cols: k, values: q, scales: s)
+        return QuantizedRows(values: quantized, scales: scales)
+    }
+
+    /// The reference composition: the norm in f32, then its rows quantized.
+    public func modulatedLayerNormFP8(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> QuantizedRows {
+        try quantizeRows([try modulatedLayerNorm(x, shift: shift, scale: scale, eps: eps)])
+    }
+
+    /// One f32 product of e4m3 values, then both scales, bias and activation.
+    public func linear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws
+        -> Tensor
     {
         let op = "linear"
-        let (leading, _) = try FusedOpShapes.quantizedLinear(parts, weight: weight, bias: bias)
-        let x = parts.count == 1 ? parts[0] : try concat(parts, axis: -1)
+        let leading = try FusedOpShapes.quantizedLinear(x, weight: weight, bias: bias)
         let (n, k) = (weight.shape[0], weight.shape[1]), m = leading.reduce(1, *)
-        // The quantized input lives in `quantized` (its storage must outlive the raw pointers).
-        let quantized = (empty([m, k]), empty([m]))
-        let (xq, xScales) = (quantized.0.1, quantized.1.1)
-        quantizeRows(try values(x, op), rows: m, cols: k, values: xq, scales: xScales)
         let (out, y) = empty(leading + [n])
-        sgemm(m: m, n: n, k: k, a: xq, lda: k, b: try values(weight.values, op), ldb: k, transposedB: true,
-              c: y, ldc: n, accumulate: false)
-        let shared = UncheckedSendable((y, xScales, try values(weight.scales, op), try bias.map { try values($0, op) }))
+        sgemm(m: m, n: n, k: k, a: try values(x.values, op), lda: k, b: try values(weight.values, op), ldb: k,
+              transposedB: true, c: y, ldc: n, accumulate: false)
+        let shared = UncheckedSendable((y, try values(x.scales, op), try values(weight.scales, op),
+                                        try bias.map { try values($0, op) }))
         parallelFor(m, minChunk: max(1, 4096 / max(n, 1))) { rows in
             let (y, xScales, wScales, b) = shared.value
             for i in rows {
@@ -74,7 +86,6 @@ extension CPUBackend {
                 }
             }
         }
-        withExtendedLifetime(quantized) {}
         return out
     }
 }

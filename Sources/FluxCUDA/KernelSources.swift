@@ -99,6 +99,62 @@ __device__ __forceinline__ void unpack4(uint2 w, float* f) {
 }
 
 """#),
+        ("fp8.cuh", #"""
+// fp8.cuh — f8 e4m3 helpers shared by the kernels that write fp8 rows (quantize.cu, normalization.cu): the
+// conversion and row-scale rule of Sources/FluxCore/Quantization.swift (handed to NVRTC as a header named "fp8.cuh").
+#pragma once
+#include "common.cuh"
+
+#define E4M3_MAX 448.0f
+
+// f32 → e4m3fn bits, round to nearest even, saturating (the host's floatToFloat8E4M3). Hopper and Ada convert in
+// hardware; older GPUs take the same steps in software.
+__device__ __forceinline__ unsigned int e4m3_bits(float x) {
+#if __CUDA_ARCH__ >= 890
+    unsigned short pair;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(x));
+    return pair & 0xffu;
+#else
+    if (x != x) return 0x7fu;
+    const unsigned int sign = x < 0.0f ? 0x80u : 0u;
+    const float a = fabsf(x);
+    if (a >= E4M3_MAX) return sign | 0x7eu;
+    if (a < 0.015625f) return sign | (unsigned int)rintf(a * 512.0f);  // subnormal, steps of 2^-9
+    int e;
+    frexpf(a, &e);                                                      // a = m · 2^e, m in [0.5, 1)
+    e -= 1;                                                             // 2^e ≤ a < 2^(e+1)
+    float steps = rintf(ldexpf(a, 3 - e));                              // 8 ... 16
+    if (steps == 16.0f) { e += 1; steps = 8.0f; }
+    return sign | (unsigned int)((e + 7) << 3) | ((unsigned int)steps - 8u);
+#endif
+}
+
+// e4m3fn bits → f32 (the host's float8E4M3ToFloat).
+__device__ __forceinline__ float e4m3_value(unsigned int bits) {
+    const float sign = (bits & 0x80u) ? -1.0f : 1.0f;
+    const int exponent = (bits >> 3) & 0xf, mantissa = bits & 0x7;
+    if (exponent == 0xf && mantissa == 0x7) return __int_as_float(0x7fc00000);
+    if (exponent == 0) return sign * (float)mantissa * 0.001953125f;    // m · 2^-9
+    return sign * ldexpf(1.0f + (float)mantissa * 0.125f, exponent - 7);
+}
+
+__device__ __forceinline__ float row_scale(float abs_max) {
+    const float scale = abs_max / E4M3_MAX;
+    return scale > 0.0f && scale <= 3.402823466e38f ? scale : 1.0f;
+}
+
+// Eight values divided by `scale`, as e4m3 bytes in one 8-byte store.
+__device__ __forceinline__ void store8_e4m3(unsigned char* out, const float* f, float scale) {
+    uint2 packed = make_uint2(0u, 0u);
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        packed.x |= e4m3_bits(__fdiv_rn(f[e], scale)) << (8 * e);
+        packed.y |= e4m3_bits(__fdiv_rn(f[e + 4], scale)) << (8 * e);
+    }
+    *(uint2*)out = packed;
+}
+
+"""#),
     ]
 
     /// Kernel files by module name (the file name without `.cu`), one op family each.
@@ -1032,23 +1088,31 @@ extern "C" __global__ void embedding_bf16(const bf16* __restrict__ table, const 
 //     row, grid (rows); thread t holds vectors t, t + 128, ... of 8 bf16 (16-byte loads, at most 4 per thread) in
 //     registers: one read of the row, one write; block sums through shared memory; weight, bias, shift and scale
 //     read 8 at a time.
+//   norm_rows_x8_e4m3: the same, writing e4m3 bytes and one f32 scale per row instead of bf16 (fp8.cuh's rule:
+//     scale = max |y| / 448 over the row, from the f32 values) — the input of an fp8 product in one pass.
 //   norm_rows_bf16, any D: one warp per row, 8 warps (256 threads) per block, grid ⌈rows / 8⌉; each lane strides
 //     over the row element by element, three passes (mean, variance, write), the second and third from L1/L2.
 #include "common.cuh"
+#include "fp8.cuh"
 
 #define NORM_THREADS 128
 #define NORM_CACHE 4    // vectors of 8 per thread: D ≤ 128 · 8 · 4 = 4096
 
-extern "C" __global__ void norm_rows_x8_bf16(const bf16* __restrict__ x, bf16* __restrict__ y, long long rows,
-                                             int dim, float eps, int mode, const bf16* __restrict__ weight,
-                                             const bf16* __restrict__ bias, const bf16* __restrict__ shift,
-                                             const bf16* __restrict__ scale, int seq) {
+// FP8 false: bf16 rows to y. FP8 true: e4m3 rows to q and their scales to q_scales.
+template <bool FP8>
+__device__ __forceinline__ void norm_rows_x8(const bf16* __restrict__ x, bf16* __restrict__ y,
+                                             unsigned char* __restrict__ q, float* __restrict__ q_scales,
+                                             long long rows, int dim, float eps, int mode,
+                                             const bf16* __restrict__ weight, const bf16* __restrict__ bias,
+                                             const bf16* __restrict__ shift, const bf16* __restrict__ scale, int seq) {
     __shared__ float scratch[32];
     const long long row = blockIdx.x;
     if (row >= rows) return;  // the whole block: block_sum below sees every thread
     const uint4* in = (const uint4*)(x + row * dim);
     uint4* out = (uint4*)(y + row * dim);
     const int vectors = dim >> 3, t = threadIdx.x;
+    float kept[FP8 ? NORM_CACHE : 1][8];  // FP8: the f32 outputs, until the row's scale is known
+    float abs_max = 0.0f;
 
     uint4 cache[NORM_CACHE];
     float s = 0.0f;
@@ -1105,9 +1169,41 @@ extern "C" __global__ void norm_rows_x8_bf16(const bf16* __restrict__ x, bf16* _
 #pragma unroll
                 for (int e = 0; e < 8; e++) f[e] += p[e];
             }
-            out[j] = pack8(f);
+            if (FP8) {
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    kept[FP8 ? c : 0][e] = f[e];
+                    abs_max = fmaxf(abs_max, fabsf(f[e]));
+                }
+            } else {
+                out[j] = pack8(f);
+            }
         }
     }
+    if (FP8) {
+        const float s = row_scale(block_max(abs_max, scratch));
+        if (t == 0) q_scales[row] = s;
+#pragma unroll
+        for (int c = 0; c < NORM_CACHE; c++) {
+            const int j = t + NORM_THREADS * c;
+            if (j < vectors) store8_e4m3(q + row * dim + 8 * j, kept[FP8 ? c : 0], s);
+        }
+    }
+}
+
+extern "C" __global__ void norm_rows_x8_bf16(const bf16* __restrict__ x, bf16* __restrict__ y, long long rows,
+                                             int dim, float eps, int mode, const bf16* __restrict__ weight,
+                                             const bf16* __restrict__ bias, const bf16* __restrict__ shift,
+                                             const bf16* __restrict__ scale, int seq) {
+    norm_rows_x8<false>(x, y, nullptr, nullptr, rows, dim, eps, mode, weight, bias, shift, scale, seq);
+}
+
+extern "C" __global__ void norm_rows_x8_e4m3(const bf16* __restrict__ x, unsigned char* __restrict__ q,
+                                             float* __restrict__ q_scales, long long rows, int dim, float eps,
+                                             int mode, const bf16* __restrict__ weight,
+                                             const bf16* __restrict__ bias, const bf16* __restrict__ shift,
+                                             const bf16* __restrict__ scale, int seq) {
+    norm_rows_x8<true>(x, nullptr, q, q_scales, rows, dim, eps, mode, weight, bias, shift, scale, seq);
 }
 
 extern "C" __global__ void norm_rows_bf16(const bf16* __restrict__ x, bf16* __restrict__ y, long long rows, int dim,
@@ -1163,57 +1259,9 @@ extern "C" __global__ void norm_rows_bf16(const bf16* __restrict__ x, bf16* __re
 // 15360), keeps its vectors in registers so the row is read once; otherwise pass 2 reads the row again (from L1/L2),
 // one value at a time when the widths are not multiples of 8.
 #include "common.cuh"
+#include "fp8.cuh"
 
 #define QUANT_CACHE 8   // vectors of 8 values per thread held in registers
-#define E4M3_MAX 448.0f
-
-// f32 → e4m3fn bits, round to nearest even, saturating (the host's floatToFloat8E4M3). Hopper and Ada convert in
-// hardware; older GPUs take the same steps in software.
-__device__ __forceinline__ unsigned int e4m3_bits(float x) {
-#if __CUDA_ARCH__ >= 890
-    unsigned short pair;
-    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(x));
-    return pair & 0xffu;
-#else
-    if (x != x) return 0x7fu;
-    const unsigned int sign = x < 0.0f ? 0x80u : 0u;
-    const float a = fabsf(x);
-    if (a >= E4M3_MAX) return sign | 0x7eu;
-    if (a < 0.015625f) return sign | (unsigned int)rintf(a * 512.0f);  // subnormal, steps of 2^-9
-    int e;
-    frexpf(a, &e);                                                      // a = m · 2^e, m in [0.5, 1)
-    e -= 1;                                                             // 2^e ≤ a < 2^(e+1)
-    float steps = rintf(ldexpf(a, 3 - e));                              // 8 ... 16
-    if (steps == 16.0f) { e += 1; steps = 8.0f; }
-    return sign | (unsigned int)((e + 7) << 3) | ((unsigned int)steps - 8u);
-#endif
-}
-
-// e4m3fn bits → f32 (the host's float8E4M3ToFloat).
-__device__ __forceinline__ float e4m3_value(unsigned int bits) {
-    const float sign = (bits & 0x80u) ? -1.0f : 1.0f;
-    const int exponent = (bits >> 3) & 0xf, mantissa = bits & 0x7;
-    if (exponent == 0xf && mantissa == 0x7) return __int_as_float(0x7fc00000);
-    if (exponent == 0) return sign * (float)mantissa * 0.001953125f;    // m · 2^-9
-    return sign * ldexpf(1.0f + (float)mantissa * 0.125f, exponent - 7);
-}
-
-__device__ __forceinline__ float row_scale(float abs_max) {
-    const float scale = abs_max / E4M3_MAX;
-    return scale > 0.0f && scale <= 3.402823466e38f ? scale : 1.0f;
-}
-
-// Eight values divided by `scale`, as e4m3 bytes in one 8-byte store.
-__device__ __forceinline__ void store8_e4m3(unsigned char* out, const float* f, float scale) {
-    uint2 packed = make_uint2(0u, 0u);
-#pragma unroll
-    for (int e = 0; e < 4; e++) {
-        packed.x |= e4m3_bits(__fdiv_rn(f[e], scale)) << (8 * e);
-        packed.y |= e4m3_bits(__fdiv_rn(f[e + 4], scale)) << (8 * e);
-    }
-    *(uint2*)out = packed;
-}
-
 extern "C" __global__ void quantize_rows_e4m3(const bf16* __restrict__ a, int wa, const bf16* __restrict__ b, int wb,
                                               long long rows, unsigned char* __restrict__ q,
                                               float* __restrict__ scales) {

@@ -16,40 +16,70 @@ extension CUDABackend {
         }
     }
 
-    /// The input rows quantized by `quantize_rows_e4m3` (reading up to two parts in place, so linear2 of the single
-    /// blocks never concatenates), then one cuBLASLt fp8 product with the weight's and the rows' scales as outer
-    /// vectors and bias / GELU in its epilogue. Where cuBLASLt runs no fp8 product (before compute capability 8.9, or
-    /// a shape it rejects), both operands are dequantized to bf16 and the dense `linear` runs: the same quantized
-    /// numbers, the product in bf16.
-    public func linear(concatenating parts: [Tensor], weight: QuantizedWeight, bias: Tensor?, activation: Activation)
-        throws -> Tensor
+    /// `quantize_rows_e4m3` over up to two parts read in place (so linear2 of the single blocks never concatenates;
+    /// more parts: the rest joined first).
+    public func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows {
+        let op = "quantizeRows"
+        let (leading, widths) = try FusedOpShapes.concatenatedRows(parts, op: op)
+        guard parts.count <= 2 else { return try quantizeRows([parts[0], try concat(Array(parts[1...]), axis: -1)]) }
+        let k = widths.reduce(0, +), m = leading.reduce(1, *)
+        return try locked {
+            let sources = try parts.map { try pointer($0, op) }
+            let (values, q) = try empty(leading + [k], op, dtype: .f8e4m3)
+            let (scales, s) = try empty([m], op, dtype: .f32)
+            try quantizeRows(sources[0], width: widths[0], then: sources.count > 1 ? sources[1] : 0,
+                             width: widths.count > 1 ? widths[1] : 0, rows: m, into: q, scales: s)
+            return QuantizedRows(values: values, scales: scales)
+        }
+    }
+
+    /// `norm_rows_x8_e4m3` (the modulated LayerNorm writing e4m3 rows and their scales) where `normalizeRows` would
+    /// take its wide-row kernel (D % 8 == 0, 512 ≤ D ≤ 4096: FLUX's 3072); else the norm, then `quantizeRows`.
+    public func modulatedLayerNormFP8(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> QuantizedRows {
+        let op = "modulatedLayerNormFP8"
+        let seq = try OpShapes.modulatedLayerNorm(x, shift: shift, scale: scale).seq
+        let dim = x.dim(-1), rows = x.count / max(dim, 1)
+        guard dim % 8 == 0, dim >= 512, dim <= 4096 else {
+            return try quantizeRows([try modulatedLayerNorm(x, shift: shift, scale: scale, eps: eps)])
+        }
+        return try locked {
+            let xp = try pointer(x, op), shiftp = try pointer(shift, op), scalep = try pointer(scale, op)
+            let (values, q) = try empty(x.shape, op, dtype: .f8e4m3)
+            let (scales, s) = try empty([rows], op, dtype: .f32)
+            if rows > 0 {
+                try launch("normalization", "norm_rows_x8_e4m3", grid: (rows, 1, 1), block: (128, 1, 1),
+                           [.pointer(xp), .pointer(q), .pointer(s), .long(rows), .int(dim), .float(eps), .int(0),
+                            .pointer(0), .pointer(0), .pointer(shiftp), .pointer(scalep), .int(seq)])
+            }
+            return QuantizedRows(values: values, scales: scales)
+        }
+    }
+
+    /// One cuBLASLt fp8 product with the weight's and the rows' scales as outer vectors and bias / GELU in its
+    /// epilogue. Where cuBLASLt runs no fp8 product (before compute capability 8.9, or a shape it rejects), both
+    /// operands are dequantized to bf16 and the dense `linear` runs: the same quantized numbers, the product in bf16.
+    public func linear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws
+        -> Tensor
     {
         let op = "linear"
-        let (leading, widths) = try FusedOpShapes.quantizedLinear(parts, weight: weight, bias: bias)
-        guard parts.count <= 2 else {
-            let rest = try concat(Array(parts[1...]), axis: -1)
-            return try linear(concatenating: [parts[0], rest], weight: weight, bias: bias, activation: activation)
-        }
+        let leading = try FusedOpShapes.quantizedLinear(x, weight: weight, bias: bias)
         let (n, k) = (weight.shape[0], weight.shape[1]), m = leading.reduce(1, *)
         let outcome = try locked { () -> QuantizedProduct in
             let wq = try pointer(weight.values, op, dtype: .f8e4m3), ws = try pointer(weight.scales, op, dtype: .f32)
+            let xq = try pointer(x.values, op, dtype: .f8e4m3), xs = try pointer(x.scales, op, dtype: .f32)
             let bp = try optionalPointer(bias, op)
-            let sources = try parts.map { try pointer($0, op) }
             let (out, y) = try empty(leading + [n], op)
             guard m > 0, n > 0 else { return .done(out) }
             if k == 0 { try zeroProduct(y, bias: bp, m: m, n: n, activation: activation); return .done(out) }
-            let (xq, xs) = try (allocator.allocate(m * k), allocator.allocate(m * 4))
-            try quantizeRows(sources[0], width: widths[0], then: sources.count > 1 ? sources[1] : 0,
-                             width: widths.count > 1 ? widths[1] : 0, rows: m, into: xq.pointer, scales: xs.pointer)
-            let scales = MatmulScales(a: ws, b: xs.pointer)
+            let scales = MatmulScales(a: ws, b: xs)
             if computeCapability >= (8, 9), let engine = matmul,
                let (plan, fused) = try fp8Plan(engine, n: n, m: m, k: k, bias: bias != nil, activation: activation)
             {
                 if fused || plan.shape.outputF32 {
-                    try runLinear(engine, plan, weight: wq, x: xq.pointer, bias: bp, y: y, m: m, n: n,
+                    try runLinear(engine, plan, weight: wq, x: xq, bias: bp, y: y, m: m, n: n,
                                   activation: activation, scales: scales)
                 } else {
-                    try engine.run(plan, a: wq, b: xq.pointer, bias: nil, d: y, scales: scales, stream: stream)
+                    try engine.run(plan, a: wq, b: xq, bias: nil, d: y, scales: scales, stream: stream)
                     try launchElements("elementwise", "bias_activation_bf16", count: m * n,
                                        [.pointer(y), .pointer(bp), .long(m * n), .int(n),
                                         .int(Activation.allCases.firstIndex(of: activation) ?? 0)])
@@ -64,10 +94,10 @@ extension CUDABackend {
                 FileHandle.standardError.write(Data(("note: \(why); such products run dequantized to bf16, slower "
                                                      + "than without --quantize\n").utf8))
             }
-            let (x, xp) = try empty(leading + [k], op), (w, wp) = try empty([n, k], op)
-            try dequantizeRows(xq.pointer, scales: xs.pointer, rows: m, cols: k, into: xp)
+            let (xd, xdp) = try empty(leading + [k], op), (w, wp) = try empty([n, k], op)
+            try dequantizeRows(xq, scales: xs, rows: m, cols: k, into: xdp)
             try dequantizeRows(wq, scales: ws, rows: n, cols: k, into: wp)
-            return .dense(x: x, weight: w)
+            return .dense(x: xd, weight: w)
         }
         switch outcome {
         case let .done(out): return out

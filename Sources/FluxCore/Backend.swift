@@ -40,11 +40,15 @@ public protocol Backend: AnyObject, Sendable {
 
     /// A linear weight (N, K) quantized row by row to f8 e4m3 (`QuantizedWeight`, rule in Quantization.swift).
     func quantizeFP8(_ weight: Tensor) throws -> QuantizedWeight
-    /// `linear(concatenating:)` with an fp8 weight: each row of the concatenated input is quantized to e4m3 with its
-    /// own scale, the product of e4m3 values accumulates in f32, then
-    /// `y[m, n] = act(Σₖ q(x)[m, k] · q(w)[n, k] · scale_x[m] · scale_w[n] + bias[n])`. Parts as there.
-    func linear(concatenating parts: [Tensor], weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws
-        -> Tensor
+    /// The rows of the concatenation of `parts` (along the last axis, equal leading shapes) quantized the same way:
+    /// the input side of an fp8 product.
+    func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows
+    /// `quantizeRows([modulatedLayerNorm(x, shift:, scale:, eps:)])`, in one pass where the backend can (the
+    /// quantization then reads the f32 normalised values).
+    func modulatedLayerNormFP8(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> QuantizedRows
+    /// The fp8 product: `y[m, n] = act(Σₖ q(x)[m, k] · q(w)[n, k] · scale_x[m] · scale_w[n] + bias[n])`, e4m3 products
+    /// accumulated in f32. x (..., K) quantized, weight (N, K) → (..., N).
+    func linear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws -> Tensor
 
     /// Scaled dot-product attention per head. q (B, Sq, H, D), k and v (B, Sk, H, D) → (B, Sq, H, D).
     /// `softmax(q·kᵀ·scale + bias (+ causal mask)) · v`; bias (H, Sq, Sk) is shared over the batch (T5's relative
@@ -166,11 +170,19 @@ extension Backend {
     /// Downloads as f32 values in row-major order.
     public func floats(_ tensor: Tensor) throws -> [Float] { try download(tensor).floats() }
 
-    /// `linear` with an fp8 weight (see `linear(concatenating:weight: QuantizedWeight, ...)`).
+    /// `linear` with an fp8 weight: the input rows quantized (`quantizeRows`), then the fp8 product.
     public func linear(_ x: Tensor, weight: QuantizedWeight, bias: Tensor?, activation: Activation = .identity)
         throws -> Tensor
     {
         try linear(concatenating: [x], weight: weight, bias: bias, activation: activation)
+    }
+
+    /// `linear(concatenating:)` with an fp8 weight: the concatenation's rows quantized, then the fp8 product.
+    public func linear(concatenating parts: [Tensor], weight: QuantizedWeight, bias: Tensor?,
+                       activation: Activation = .identity) throws -> Tensor
+    {
+        _ = try FusedOpShapes.quantizedLinear(parts, weight: weight, bias: bias)
+        return try linear(try quantizeRows(parts), weight: weight, bias: bias, activation: activation)
     }
 
     public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
@@ -201,6 +213,20 @@ public enum FusedOpShapes {
         -> (leading: [Int], widths: [Int])
     {
         let op = "linear"
+        let (leading, widths) = try concatenatedRows(parts, op: op), k = widths.reduce(0, +)
+        guard weight.rank == 2, weight.shape[1] == k else {
+            throw TensorError.shapeMismatch(op: op, operand: "weight", shape: weight.shape, expected: "(N, \(k))")
+        }
+        if let bias, bias.shape != [weight.shape[0]] {
+            throw TensorError.shapeMismatch(op: op, operand: "bias", shape: bias.shape,
+                                            expected: "[\(weight.shape[0])]")
+        }
+        return (leading, widths)
+    }
+
+    /// Parts joined along the last axis (`linear(concatenating:)`, `quantizeRows`): at least one, rank ≥ 1, one leading
+    /// shape. Returns it and each part's width.
+    public static func concatenatedRows(_ parts: [Tensor], op: String) throws -> (leading: [Int], widths: [Int]) {
         guard let first = parts.first, first.rank >= 1 else {
             throw TensorError.shapeMismatch(op: op, operand: "parts", shape: parts.first?.shape ?? [],
                                             expected: "at least one tensor of rank ≥ 1")
@@ -210,15 +236,7 @@ public enum FusedOpShapes {
             throw TensorError.shapeMismatch(op: op, operand: "parts[\(i)]", shape: p.shape,
                                             expected: "(\(leading.map(String.init).joined(separator: ", ")), K)")
         }
-        let widths = parts.map { $0.dim(-1) }, k = widths.reduce(0, +)
-        guard weight.rank == 2, weight.shape[1] == k else {
-            throw TensorError.shapeMismatch(op: op, operand: "weight", shape: weight.shape, expected: "(N, \(k))")
-        }
-        if let bias, bias.shape != [weight.shape[0]] {
-            throw TensorError.shapeMismatch(op: op, operand: "bias", shape: bias.shape,
-                                            expected: "[\(weight.shape[0])]")
-        }
-        return (leading, widths)
+        return (leading, parts.map { $0.dim(-1) })
     }
 
     /// `attentionInputs`: returns batch, head dim and each stream's length.

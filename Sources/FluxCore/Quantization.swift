@@ -28,6 +28,18 @@ public struct QuantizedWeight: Sendable {
     public var shape: [Int] { values.shape }
 }
 
+/// Activation rows quantized for an fp8 product (`Backend.quantizeRows`): `x[r, k] ≈ values[r, k] · scales[r]`.
+/// values (..., K) as in `QuantizedWeight` (one byte each on the GPU, f32 on the CPU), scales f32 (rows).
+public struct QuantizedRows: Sendable {
+    public let values: Tensor
+    public let scales: Tensor
+
+    public init(values: Tensor, scales: Tensor) { (self.values, self.scales) = (values, scales) }
+
+    /// (..., K).
+    public var shape: [Int] { values.shape }
+}
+
 /// The scale of one row whose largest magnitude is `absMax` (see the file comment); 1 when that is 0 or so small
 /// that the scale would underflow.
 @inline(__always) public func float8RowScale(absMax: Float) -> Float {
@@ -51,6 +63,17 @@ public func quantizeRowsToFloat8E4M3(_ source: UnsafePointer<Float>, rows: Int, 
 }
 
 extension FusedOpShapes {
+    /// `linear(_: QuantizedRows, weight: QuantizedWeight, ...)`: x (..., K) with one scale per row, weight (N, K)
+    /// with scales (N), bias (N). Returns x's leading shape.
+    public static func quantizedLinear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?) throws -> [Int] {
+        guard x.values.rank >= 1, x.scales.shape == [x.values.count / max(x.values.dim(-1), 1)] else {
+            throw TensorError.shapeMismatch(op: "linear", operand: "x scales", shape: x.scales.shape,
+                                            expected: "one per row of \(x.values.shape)")
+        }
+        _ = try quantizedLinear([x.values], weight: weight, bias: bias)
+        return Array(x.values.shape.dropLast())
+    }
+
     /// `linear(concatenating:weight: QuantizedWeight, ...)`: as the dense form, plus scales (N).
     public static func quantizedLinear(_ parts: [Tensor], weight: QuantizedWeight, bias: Tensor?) throws
         -> (leading: [Int], widths: [Int])

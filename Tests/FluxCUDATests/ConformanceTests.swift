@@ -103,10 +103,12 @@ final class OffByOneAdd: Backend, @unchecked Sendable {
         try cpu.linear(concatenating: parts, weight: weight, bias: bias, activation: activation)
     }
     func quantizeFP8(_ weight: Tensor) throws -> QuantizedWeight { try cpu.quantizeFP8(weight) }
-    func linear(concatenating parts: [Tensor], weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws
-        -> Tensor
-    {
-        try cpu.linear(concatenating: parts, weight: weight, bias: bias, activation: activation)
+    func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows { try cpu.quantizeRows(parts) }
+    func modulatedLayerNormFP8(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> QuantizedRows {
+        try cpu.modulatedLayerNormFP8(x, shift: shift, scale: scale, eps: eps)
+    }
+    func linear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws -> Tensor {
+        try cpu.linear(x, weight: weight, bias: bias, activation: activation)
     }
     func attentionInputs(_ streams: [QKVProjection], heads: Int, eps: Float, cos: Tensor, sin: Tensor) throws
         -> AttentionHeads

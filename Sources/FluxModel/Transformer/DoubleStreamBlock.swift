@@ -35,8 +35,8 @@ struct DoubleStreamBlock: Sendable {
         let (imgMod1, imgMod2, txtMod1, txtMod2) = (mods.img[0], mods.img[1], mods.txt[0], mods.txt[1])
 
         // Attention over the joint sequence, text tokens first as in the reference.
-        let imgModulated = try b.modulatedLayerNorm(img, shift: imgMod1.shift, scale: imgMod1.scale, eps: eps)
-        let txtModulated = try b.modulatedLayerNorm(txt, shift: txtMod1.shift, scale: txtMod1.scale, eps: eps)
+        let imgModulated = try Linear.modulatedLayerNorm(img, imgMod1, eps: eps, for: [imgAttn.qkv], on: b)
+        let txtModulated = try Linear.modulatedLayerNorm(txt, txtMod1, eps: eps, for: [txtAttn.qkv], on: b)
         let joint = try jointHeads([(try txtAttn.qkv(txtModulated, on: b), txtAttn.norm),
                                     (try imgAttn.qkv(imgModulated, on: b), imgAttn.norm)], heads: heads, pe: pe, on: b)
         let attn = try jointAttention(joint, on: b)
@@ -46,13 +46,13 @@ struct DoubleStreamBlock: Sendable {
 
         // Image stream: gated attention residual, then gated MLP residual.
         var img = try b.gatedAdd(img, try imgAttn.proj(imgAttnOut, on: b), gate: imgMod1.gate)
-        let imgMlpIn = try b.modulatedLayerNorm(img, shift: imgMod2.shift, scale: imgMod2.scale, eps: eps)
+        let imgMlpIn = try Linear.modulatedLayerNorm(img, imgMod2, eps: eps, for: [imgMlp0], on: b)
         img = try b.gatedAdd(img, try imgMlp2(try imgMlp0(imgMlpIn, on: b, activation: .geluTanh), on: b),
                              gate: imgMod2.gate)
 
         // Text stream, the same with its own weights.
         var txt = try b.gatedAdd(txt, try txtAttn.proj(txtAttnOut, on: b), gate: txtMod1.gate)
-        let txtMlpIn = try b.modulatedLayerNorm(txt, shift: txtMod2.shift, scale: txtMod2.scale, eps: eps)
+        let txtMlpIn = try Linear.modulatedLayerNorm(txt, txtMod2, eps: eps, for: [txtMlp0], on: b)
         txt = try b.gatedAdd(txt, try txtMlp2(try txtMlp0(txtMlpIn, on: b, activation: .geluTanh), on: b),
                              gate: txtMod2.gate)
         return (img, txt)

@@ -38,6 +38,37 @@ public struct Linear: Sendable {
         }
     }
 
+    /// What a layer reads: a tensor, or rows already quantized for fp8 weights.
+    public enum Input: Sendable {
+        case dense(Tensor)
+        case quantized(QuantizedRows)
+    }
+
+    /// The layer on `input`. Quantized rows go to fp8 weights only (`modulatedLayerNorm(_:_:eps:for:on:)` makes them
+    /// only for those).
+    public func callAsFunction(_ input: Input, on backend: any Backend, activation: Activation = .identity) throws
+        -> Tensor
+    {
+        switch (input, weight) {
+        case let (.dense(x), _):
+            return try self(x, on: backend, activation: activation)
+        case let (.quantized(x), .fp8(w)):
+            return try backend.linear(x, weight: w, bias: bias, activation: activation)
+        case (.quantized, .dense):
+            throw TensorError.unsupportedDType(op: "linear (dense weight)", dtype: .f8e4m3)
+        }
+    }
+
+    /// AdaLN `modulatedLayerNorm(x)` in the form `layers` read it: when all of them keep fp8 weights, rows quantized
+    /// in the norm's own pass (`modulatedLayerNormFP8`) and shared by all; else the tensor.
+    static func modulatedLayerNorm(_ x: Tensor, _ mod: ModulationOut, eps: Float, for layers: [Linear],
+                                   on b: any Backend) throws -> Input
+    {
+        let fp8 = layers.allSatisfy { if case .fp8 = $0.weight { true } else { false } }
+        return fp8 ? .quantized(try b.modulatedLayerNormFP8(x, shift: mod.shift, scale: mod.scale, eps: eps))
+            : .dense(try b.modulatedLayerNorm(x, shift: mod.shift, scale: mod.scale, eps: eps))
+    }
+
     /// The layer with its weight quantized as `quantization` says. Stays dense for `.none`, and when either
     /// dimension is not a multiple of 16 (fp8 tensor cores take only those; such layers are small in any model).
     public func quantized(_ quantization: LinearQuantization, on backend: any Backend) throws -> Linear {

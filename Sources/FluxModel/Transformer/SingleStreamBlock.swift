@@ -36,7 +36,8 @@ struct SingleStreamBlock: Sendable {
 
     /// x (B, S_txt + S_img, D) → same shape; `mod`: this block's triple (`modulation` applied to silu(vec)).
     func callAsFunction(_ x: Tensor, mod: ModulationOut, pe: PositionEmbedding, on b: any Backend) throws -> Tensor {
-        let xModulated = try b.modulatedLayerNorm(x, shift: mod.shift, scale: mod.scale, eps: FluxConfig.normEps)
+        let xModulated = try Linear.modulatedLayerNorm(x, mod, eps: FluxConfig.normEps,
+                                                       for: [linear1QKV, linear1MLP], on: b)
         let qkv = try linear1QKV(xModulated, on: b)
         let mlp = try linear1MLP(xModulated, on: b, activation: .geluTanh)
         let attn = try jointAttention(try jointHeads([(qkv, norm)], heads: heads, pe: pe, on: b), on: b)
