@@ -569,12 +569,14 @@ extension BackendConformance {
                      return .tensor(scales ? q.scales : q.values)
                  })
         }
-        /// The fused norm quantizes f32 values the CPU computes in another order: a value on an e4m3 rounding
-        /// boundary may land one step away, so the rows are compared through a product (matrix-product limit) and
-        /// the scales at the pointwise limit.
+        /// The GPU quantizes normalised values that differ from the CPU's in the last bits (f32 sums in another
+        /// order in the fused pass; rounded to bf16 first in the narrow-row path), so a value next to an e4m3
+        /// rounding boundary may land one step (1/16 of it) away. Rows are compared through a product, whose limit
+        /// allows a few such steps over short rows (K = 48: measured 3.5e-2 on an H100; a missing shift or scale is
+        /// off by O(1)); the scales at the pointwise limit.
         func normCase(_ detail: String, x: [Int], n: Int, scales: Bool) -> Case {
             let (batch, dim) = (x[0], x[x.count - 1])
-            return Case(op: "modulatedLayerNormFP8", detail: detail, threshold: scales ? pointwise : accumulated,
+            return Case(op: "modulatedLayerNormFP8", detail: detail, threshold: scales ? pointwise : 5e-2,
                         inputs: { r in
                             [r.tensor(x), r.tensor([batch, dim]), r.tensor([batch, dim], scale: 0.5),
                              r.tensor([n, dim], scale: 0.3)]
