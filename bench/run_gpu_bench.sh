@@ -41,19 +41,27 @@ echo "== diffusers bench (random-dev)"
 python3 tools/reference/bench_diffusers.py --stages "$stages" ${COMPILE:+--compile} --save /tmp/cmp \
   --compare-layers "${LAYERS:-2,4}" --json "$out/diffusers.json" 2>&1 | grep -v Warning | tee "$out/diffusers.log"
 
-echo "== numbers: fluxserve vs diffusers on the same weights and inputs"
-if [ -f /tmp/cmp/inputs.safetensors ]; then
+# compare LABEL [fluxserve flags...]: `eval transformer` on the weights and inputs diffusers saved, and its output
+# against diffusers' f32 and bf16 outputs (max |Δ| / max |ref| and mean |Δ| / mean |ref|), beside diffusers' own bf16.
+compare() {
+  local label=$1; shift
   $bin eval transformer --device cuda --model /tmp/cmp/transformer --inputs /tmp/cmp/inputs.safetensors \
-    -o /tmp/cmp/fluxserve.safetensors 2>&1 | tee -a "$out/compare.log"
-  python3 - <<'PY' 2>&1 | tee -a "$out/compare.log"
+    -o "/tmp/cmp/$label.safetensors" "$@" 2>&1
+  LABEL=$label python3 - <<'PY'
+import os
 from safetensors.torch import load_file
-ref = load_file("/tmp/cmp/outputs.safetensors"); ours = load_file("/tmp/cmp/fluxserve.safetensors")["sample"]
+label = os.environ["LABEL"]
+ref = load_file("/tmp/cmp/outputs.safetensors"); ours = load_file(f"/tmp/cmp/{label}.safetensors")["sample"]
 f32, bf16 = ref["sample_f32"], ref["sample_bf16"]
 err = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
-print(f"fluxserve vs diffusers f32: {err(ours, f32):.3e}   fluxserve vs diffusers bf16: {err(ours, bf16):.3e}   "
-      f"diffusers bf16 vs f32: {err(bf16, f32):.3e}")
+mean = lambda a, b: ((a - b).abs().mean() / b.abs().mean()).item()
+print(f"{label} vs diffusers f32: max {err(ours, f32):.3e} mean {mean(ours, f32):.3e}   vs diffusers bf16: max "
+      f"{err(ours, bf16):.3e}   diffusers bf16 vs f32: max {err(bf16, f32):.3e} mean {mean(bf16, f32):.3e}")
 PY
-fi
+}
+
+echo "== numbers: fluxserve vs diffusers on the same weights and inputs"
+[ -f /tmp/cmp/inputs.safetensors ] && compare fluxserve 2>&1 | tee -a "$out/compare.log"
 
 if [ -n "${FP8:-}" ]; then
   echo "== fp8: cuBLASLt's enum values as this machine's header spells them"
@@ -68,19 +76,7 @@ if [ -n "${FP8:-}" ]; then
     --sizes 1024x1024 2>&1 | grep -E "transformer-step" | tee -a "$out/fluxserve-fp8.log"
   if [ -f /tmp/cmp/inputs.safetensors ]; then
     for accum in 1 0; do
-      FLUXSERVE_FP8_FAST_ACCUM=$accum $bin eval transformer --device cuda --quantize fp8 --model /tmp/cmp/transformer \
-        --inputs /tmp/cmp/inputs.safetensors -o /tmp/cmp/fluxserve-fp8-$accum.safetensors 2>&1
-      ACCUM=$accum python3 - <<'PY'
-import os
-from safetensors.torch import load_file
-ref = load_file("/tmp/cmp/outputs.safetensors")
-ours = load_file(f"/tmp/cmp/fluxserve-fp8-{os.environ['ACCUM']}.safetensors")["sample"]
-f32, bf16 = ref["sample_f32"], ref["sample_bf16"]
-err = lambda a, b: ((a - b).abs().max() / b.abs().max()).item()
-mean = lambda a, b: ((a - b).abs().mean() / b.abs().mean()).item()
-print(f"fp8 (fast accumulation {os.environ['ACCUM']}) vs diffusers f32: max {err(ours, f32):.3e} mean {mean(ours, f32):.3e}"
-      f"   diffusers bf16 vs f32: max {err(bf16, f32):.3e} mean {mean(bf16, f32):.3e}")
-PY
+      FLUXSERVE_FP8_FAST_ACCUM=$accum compare "fp8-fast-accumulation-$accum" --quantize fp8
     done 2>&1 | tee -a "$out/compare.log"
   fi
 fi

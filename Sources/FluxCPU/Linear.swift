@@ -38,16 +38,6 @@ extension CPUBackend {
 }
 
 extension CPUBackend {
-    /// The reference of the fp8 rule: e4m3 values kept as f32 numbers, scales in f32.
-    public func quantizeFP8(_ weight: Tensor) throws -> QuantizedWeight {
-        try expect(weight.rank == 2, "quantizeFP8", "weight", weight.shape, "(N, K)")
-        let (n, k) = (weight.shape[0], weight.shape[1])
-        let w = try values(weight, "quantizeFP8")
-        let (values, q) = empty([n, k]), (scales, s) = empty([n])
-        quantizeRows(w, rows: n, cols: k, values: q, scales: s)
-        return QuantizedWeight(values: values, scales: scales)
-    }
-
     /// The concatenation's rows quantized (e4m3 values kept as f32).
     public func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows {
         let (leading, _) = try FusedOpShapes.concatenatedRows(parts, op: "quantizeRows")

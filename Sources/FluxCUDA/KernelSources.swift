@@ -339,6 +339,33 @@ template <int V> __device__ __forceinline__ void store_chunk(bf16* p, const floa
     else *(unsigned int*)p = pack2(f[0], f[1]);
 }
 
+// Where row r of qkv (order (b, s, c, h)) goes: component c, and the offset of its head's first channel in
+// out_c (B, S_total, H, D), the stream placed at s0; `s` is the token's position in its stream (the RoPE table row
+// is s0 + s).
+struct RowPlace {
+    int c, s;
+    long long out_offset;
+};
+
+__device__ __forceinline__ RowPlace row_place(long long r, int seq, int total, int s0, int heads, int dim) {
+    const int h = (int)(r % heads), c = (int)((r / heads) % 3);
+    const long long token = r / (3LL * heads), b = token / seq;
+    const int s = (int)(token - b * seq);
+    return {c, s, ((b * total + s0 + s) * heads + h) * (long long)dim};
+}
+
+// RMSNorm (1/rms `inv`, scales w) then RoPE on P interleaved pairs: f, w, y hold 2P values, cs and sn P.
+template <int P>
+__device__ __forceinline__ void norm_rotate(const float* f, float inv, const float* w, const float* cs, const float* sn,
+                                            float* y) {
+#pragma unroll
+    for (int p = 0; p < P; p++) {
+        const float re = f[2 * p] * inv * w[2 * p], im = f[2 * p + 1] * inv * w[2 * p + 1];
+        y[2 * p] = re * cs[p] - im * sn[p];
+        y[2 * p + 1] = im * cs[p] + re * sn[p];
+    }
+}
+
 template <int V>
 __device__ __forceinline__ void attention_inputs_body(
     const bf16* __restrict__ qkv, const bf16* __restrict__ query_scale, const bf16* __restrict__ key_scale,
@@ -349,10 +376,9 @@ __device__ __forceinline__ void attention_inputs_body(
     const long long row = warp * (32 / group) + lane / group;
     const bool active = row < rows;
     const long long r = active ? row : 0;
-    const int h = (int)(r % heads), c = (int)((r / heads) % 3);
-    const long long token = r / (3LL * heads), b = token / seq;
-    const int s = (int)(token - b * seq);
-    const bf16* in = qkv + ((token * 3 + c) * heads + h) * (long long)dim;
+    const RowPlace place = row_place(r, seq, total, s0, heads, dim);
+    const int c = place.c, s = place.s;
+    const bf16* in = qkv + r * dim;  // rows are contiguous in qkv memory
     const int chunks = dim / V;
 
     float squares = 0.0f;
@@ -365,7 +391,7 @@ __device__ __forceinline__ void attention_inputs_body(
     for (int o = group >> 1; o > 0; o >>= 1) squares += __shfl_xor_sync(0xffffffffu, squares, o);
     if (!active) return;
 
-    const long long out_offset = ((b * total + s0 + s) * heads + h) * (long long)dim;
+    const long long out_offset = place.out_offset;
     if (c == 2) {
         for (int j = sub; j < chunks; j += group) {
             if (V == 8) *(uint4*)(v + out_offset + j * V) = *(const uint4*)(in + j * V);
@@ -383,12 +409,7 @@ __device__ __forceinline__ void attention_inputs_body(
         load_chunk<V>(scale + j * V, w);
         load_half<V>(cosines + table_row + j * (V / 2), cs);
         load_half<V>(sines + table_row + j * (V / 2), sn);
-#pragma unroll
-        for (int p = 0; p < V / 2; p++) {
-            const float re = f[2 * p] * inv * w[2 * p], im = f[2 * p + 1] * inv * w[2 * p + 1];
-            y[2 * p] = re * cs[p] - im * sn[p];
-            y[2 * p + 1] = im * cs[p] + re * sn[p];
-        }
+        norm_rotate<V / 2>(f, inv, w, cs, sn, y);
         store_chunk<V>(out + j * V, y);
     }
 }
@@ -442,10 +463,9 @@ __device__ __forceinline__ void attention_inputs_rows_body(
     for (int i = 0; i < R; i++) {
         const long long row = first + i;
         if (row >= rows) break;
-        const int h = (int)(row % heads), c = (int)((row / heads) % 3);
-        const long long token = row / (3LL * heads), b = token / seq;
-        const int s = (int)(token - b * seq);
-        const long long out_offset = ((b * total + s0 + s) * heads + h) * (long long)dim + sub * 8;
+        const RowPlace place = row_place(row, seq, total, s0, heads, dim);
+        const int c = place.c, s = place.s;
+        const long long out_offset = place.out_offset + sub * 8;
         if (c == 2) {
             *(uint4*)(v + out_offset) = pack8(f[i]);  // bf16 → f32 → bf16 is exact
             continue;
@@ -456,12 +476,7 @@ __device__ __forceinline__ void attention_inputs_rows_body(
         const long long table = (long long)(s0 + s) * (dim / 2) + sub * 4;
         unpack4(*(const uint2*)(cosines + table), cs);
         unpack4(*(const uint2*)(sines + table), sn);
-#pragma unroll
-        for (int p = 0; p < 4; p++) {
-            const float re = f[i][2 * p] * inv * w[2 * p], im = f[i][2 * p + 1] * inv * w[2 * p + 1];
-            y[2 * p] = re * cs[p] - im * sn[p];
-            y[2 * p + 1] = im * cs[p] + re * sn[p];
-        }
+        norm_rotate<4>(f[i], inv, w, cs, sn, y);
         *(uint4*)((c == 0 ? q : k) + out_offset) = pack8(y);
     }
 }

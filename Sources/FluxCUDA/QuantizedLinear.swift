@@ -2,20 +2,6 @@ import FluxCore
 import Foundation
 
 extension CUDABackend {
-    /// Rows of the bf16 weight to e4m3 bytes and f32 scales (`quantize_rows_e4m3`), once at load.
-    public func quantizeFP8(_ weight: Tensor) throws -> QuantizedWeight {
-        let op = "quantizeFP8"
-        try expect(weight.rank == 2, op, "weight", weight.shape, "(N, K)")
-        let (n, k) = (weight.shape[0], weight.shape[1])
-        return try locked {
-            let wp = try pointer(weight, op)
-            let (values, q) = try empty([n, k], op, dtype: .f8e4m3)
-            let (scales, s) = try empty([n], op, dtype: .f32)
-            try quantizeRows(wp, width: k, then: 0, width: 0, rows: n, into: q, scales: s)
-            return QuantizedWeight(values: values, scales: scales)
-        }
-    }
-
     /// `quantize_rows_e4m3` over up to two parts read in place (so linear2 of the single blocks never concatenates;
     /// more parts: the rest joined first).
     public func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows {

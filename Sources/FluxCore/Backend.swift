@@ -38,8 +38,6 @@ public protocol Backend: AnyObject, Sendable {
     /// (the GPU accumulates bf16 partial sums when `activation` is identity: one more rounding of a partial).
     func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor
 
-    /// A linear weight (N, K) quantized row by row to f8 e4m3 (`QuantizedWeight`, rule in Quantization.swift).
-    func quantizeFP8(_ weight: Tensor) throws -> QuantizedWeight
     /// The rows of the concatenation of `parts` (along the last axis, equal leading shapes) quantized the same way:
     /// the input side of an fp8 product.
     func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows
@@ -169,6 +167,14 @@ extension Backend {
 
     /// Downloads as f32 values in row-major order.
     public func floats(_ tensor: Tensor) throws -> [Float] { try download(tensor).floats() }
+
+    /// A linear weight (N, K) quantized row by row to f8 e4m3 (`QuantizedWeight`): its rows are quantized the way
+    /// activation rows are (`quantizeRows`), once at load.
+    public func quantizeFP8(_ weight: Tensor) throws -> QuantizedWeight {
+        try expect(weight.rank == 2, "quantizeFP8", "weight", weight.shape, "(N, K)")
+        let rows = try quantizeRows([weight])
+        return QuantizedWeight(values: rows.values, scales: rows.scales)
+    }
 
     /// `linear` with an fp8 weight: the input rows quantized (`quantizeRows`), then the fp8 product.
     public func linear(_ x: Tensor, weight: QuantizedWeight, bias: Tensor?, activation: Activation = .identity)

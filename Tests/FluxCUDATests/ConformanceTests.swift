@@ -102,7 +102,6 @@ final class OffByOneAdd: Backend, @unchecked Sendable {
     func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
         try cpu.linear(concatenating: parts, weight: weight, bias: bias, activation: activation)
     }
-    func quantizeFP8(_ weight: Tensor) throws -> QuantizedWeight { try cpu.quantizeFP8(weight) }
     func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows { try cpu.quantizeRows(parts) }
     func modulatedLayerNormFP8(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> QuantizedRows {
         try cpu.modulatedLayerNormFP8(x, shift: shift, scale: scale, eps: eps)
