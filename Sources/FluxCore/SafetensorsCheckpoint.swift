@@ -143,13 +143,9 @@ struct SafetensorsIndex {
 
         let root: JSONValue
         do {
-            var scanner = JSONScanner(bytes)
-            root = try scanner.readValue()
-            try scanner.expectEnd()
-        } catch let error as JSONSyntaxError {
-            throw invalid("not valid JSON at byte \(error.offset): \(error.reason)")
+            root = try JSONScanner.parse(bytes)
         } catch {
-            throw invalid("not valid JSON: \(error)")
+            throw invalid("not valid JSON at byte \(error.offset): \(error.reason)")
         }
         guard case let .object(members) = root else { throw invalid("top level is not an object") }
 

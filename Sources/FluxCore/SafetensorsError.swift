@@ -13,6 +13,8 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     case notAFile(path: String, kind: String)
     /// Shorter than the 8-byte header length (an empty file included).
     case tooSmall(path: String, size: Int)
+    /// Another format (`FileSignature`): a GGUF, a pickle, an image, a Git LFS pointer, ….
+    case otherFormat(path: String, format: String)
 
     // The header.
     /// The header length field exceeds the limit (100 MB, as the reference implementation).
@@ -66,6 +68,7 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
     public var path: String {
         switch self {
         case let .notFound(path), let .unreadable(path, _), let .notAFile(path, _), let .tooSmall(path, _),
+             let .otherFormat(path, _),
              let .headerTooLarge(path, _, _), let .headerPastEnd(path, _, _), let .headerNotUTF8(path, _),
              let .invalidJSON(path, _, _), let .invalidMetadata(path, _), let .invalidTensor(path, _, _),
              let .unknownDType(path, _, _), let .shapeOverflow(path, _, _), let .spanOutOfRange(path, _, _, _),
@@ -103,6 +106,9 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
             "\(path): is a \(kind), not a safetensors file"
         case let .tooSmall(path, size):
             "\(path): \(size) bytes is too small for a safetensors file (at least the 8-byte header length)"
+        case let .otherFormat(path, format):
+            "\(path): is \(format); accepted: .safetensors files (one file, a sharded set with its index json, or a "
+                + "folder of them)"
         case let .headerTooLarge(path, length, limit):
             "\(path): header length \(length) exceeds the limit of \(limit) bytes"
         case let .headerPastEnd(path, length, fileSize):

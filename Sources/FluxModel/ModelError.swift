@@ -7,6 +7,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case weightShape(name: String, shape: [Int], expected: [Int], source: String)
     case missingInput(name: String, expected: String)
     case inputShape(name: String, shape: [Int], expected: String)
+    /// An option given for a kind of model it does not apply to (e.g. `--vae` with a pipeline folder).
+    case inapplicableOption(option: String, reason: String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             "\(source): weight \(name) has shape \(shape), expected \(expected)"
         case let .missingInput(name, expected): "missing input tensor \(name) (expected \(expected))"
         case let .inputShape(name, shape, expected): "input \(name) has shape \(shape), expected \(expected)"
+        case let .inapplicableOption(option, reason): "\(option) does not apply: \(reason)"
         }
     }
 }

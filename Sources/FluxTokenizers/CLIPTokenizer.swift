@@ -1,3 +1,4 @@
+import FluxCore
 /// CLIP's byte-level BPE tokenizer, equal to transformers 5.24's `CLIPTokenizer` (the `tokenizer/` of a FLUX
 /// pipeline): `<|startoftext|>` + tokens + `<|endoftext|>`, truncated and padded with the pad token
 /// (`<|endoftext|>` in FLUX.1) to 77 ids.

@@ -1,3 +1,4 @@
+import FluxCore
 import Foundation
 
 /// T5's SentencePiece unigram tokenizer, equal to transformers 5.24's `T5TokenizerFast` (the `tokenizer_2/` of a

@@ -1,3 +1,4 @@
+import FluxCore
 import Foundation
 
 /// A tokenizer folder on disk: reads its files with errors that name them.
@@ -45,7 +46,7 @@ struct JSONDocument {
     init(path: String) throws {
         self.path = path
         do {
-            root = try JSONParser.parse(try readFile(path))
+            root = try JSONScanner.parse(Self.pythonText(try readFile(path)), options: .python)
         } catch let error as JSONSyntaxError {
             throw TokenizerError.malformed(path: path, reason: error.description)
         }
@@ -56,9 +57,17 @@ struct JSONDocument {
         .malformed(path: path, reason: reason)
     }
 
+    /// The bytes as Python's `json.load(open(path, encoding="utf-8-sig", errors="replace"))` sees them: a UTF-8
+    /// byte order mark skipped, malformed UTF-8 replaced by U+FFFD.
+    static func pythonText(_ bytes: [UInt8]) -> [UInt8] {
+        let body = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes
+        return String(validating: body, as: UTF8.self) != nil ? body : Array(String(decoding: body, as: UTF8.self).utf8)
+    }
+
+    /// An object's members by key; a repeated key keeps its last value, as Python's `json` does.
     func object(_ value: JSONValue?, _ what: String) throws -> [String: JSONValue] {
-        guard case let .object(members)? = value else { throw fail("\(what) is not a JSON object") }
-        return members
+        guard case let .object(pairs)? = value else { throw fail("\(what) is not a JSON object") }
+        return Dictionary(pairs.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
     }
 
     func array(_ value: JSONValue?, _ what: String) throws -> [JSONValue] {

@@ -189,7 +189,7 @@ struct Bench: ParsableCommand {
                 vae: try timed("vae") { try AutoencoderKL(config: .flux, weights: weights(), parts: .decoder) },
                 scheduler: dev ? .dev : .schnell)
         }
-        let components = try PipelineComponents.resolve(model == DemoModel.name ? try DemoModel.locate() : model)
+        let components = try PipelineComponents.resolve(try ModelLocator().path(for: model))
         return Models(
             transformer: try timed("transformer") {
                 try components.transformer.load(on: backend, quantization: quantization.quantize)

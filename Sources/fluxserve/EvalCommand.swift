@@ -14,7 +14,7 @@ struct Eval: ParsableCommand {
 
 /// Options every `eval` component takes.
 struct EvalOptions: ParsableArguments {
-    @Option(help: "A diffusers pipeline or component folder, or a single-file checkpoint.")
+    @Option(help: "A diffusers pipeline or component folder, a single-file checkpoint, a Hugging Face id in the local cache (org/name), or 'demo'.")
     var model: String
 
     @Option(help: "Input tensors (safetensors), named as the diffusers forward arguments.")
@@ -24,6 +24,9 @@ struct EvalOptions: ParsableArguments {
     var output: String
 
     @OptionGroup var device: DeviceOptions
+
+    /// `--model` as a path on disk (demo and hub ids resolved as every command does).
+    func modelPath() throws -> String { try ModelLocator().path(for: model) }
 }
 
 /// The tensors of an inputs file, with shape checks that name the tensor.
@@ -58,7 +61,7 @@ struct EvalTransformer: ParsableCommand {
         try reportingErrors {
             let backend = try options.device.makeBackend()
             let override = try config.map { try FluxConfig.load(contentsOf: $0) }
-            let checkpoint = try TransformerCheckpoint.open(options.model, config: override)
+            let checkpoint = try TransformerCheckpoint.open(try options.modelPath(), config: override)
             let c = checkpoint.config
             let inputs = try EvalInputs(path: options.inputs)
 

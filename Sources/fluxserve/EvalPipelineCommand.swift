@@ -32,8 +32,7 @@ struct EvalPipeline: ParsableCommand {
             guard latents.shape.count == 3, latents.shape[0] >= 1 else {
                 throw ModelError.inputShape(name: "latents", shape: latents.shape, expected: "(B, S_img, C)")
             }
-            let components = try PipelineComponents.resolve(
-                options.model == DemoModel.name ? try DemoModel.locate() : options.model)
+            let components = try PipelineComponents.resolve(options.modelPath())
             let defaults = try PipelineDefaults.of(components)
             let request = GenerationRequest(
                 prompts: [prompt], width: try number("width"), height: try number("height"),

@@ -22,7 +22,7 @@ struct EvalCLIP: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let backend = try options.device.makeBackend()
-            let checkpoint = try CLIPCheckpoint.open(options.model)
+            let checkpoint = try CLIPCheckpoint.open(try options.modelPath())
             let ids = try textEncoderInputs(options.inputs)
             let out = try checkpoint.load(on: backend)(ids)
             try writeSafetensors(["last_hidden_state": try backend.download(out.lastHiddenState),
@@ -43,7 +43,7 @@ struct EvalT5: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let backend = try options.device.makeBackend()
-            let checkpoint = try T5Checkpoint.open(options.model)
+            let checkpoint = try T5Checkpoint.open(try options.modelPath())
             let ids = try textEncoderInputs(options.inputs)
             let out = try checkpoint.load(on: backend)(ids)
             try writeSafetensors(["last_hidden_state": try backend.download(out)],

@@ -12,7 +12,7 @@ struct EvalVAEOptions: ParsableArguments {
 
     func open() throws -> AutoencoderCheckpoint {
         let override = try config.map { try AutoencoderConfig.load(contentsOf: $0) }
-        return try AutoencoderCheckpoint.open(options.model, config: override)
+        return try AutoencoderCheckpoint.open(try options.modelPath(), config: override)
     }
 }
 

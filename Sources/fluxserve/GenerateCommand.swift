@@ -114,7 +114,7 @@ struct Generate: ParsableCommand {
 
 /// `--model` and the parts a single-file checkpoint needs.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "A diffusers pipeline folder, a Hugging Face id in the local cache, a single-file transformer, or 'demo'.")
+    @Option(help: "A diffusers pipeline folder, a Hugging Face id in the local cache (org/name), a single-file transformer, or 'demo'.")
     var model: String
 
     @Option(help: "For a single-file transformer: a pipeline folder with the text encoders, tokenizers and scheduler.")
@@ -129,7 +129,7 @@ struct ModelOptions: ParsableArguments {
     var name: String { model }
 
     func resolve() throws -> PipelineComponents {
-        let path = model == DemoModel.name ? try DemoModel.locate() : model
+        let path = try ModelLocator().path(for: model)
         let config = try transformerConfig.map { try FluxConfig.load(contentsOf: $0) }
         return try PipelineComponents.resolve(path, overrides: .init(textEncoders: textEncoders, vae: vae,
                                                                      transformerConfig: config))

@@ -8,7 +8,7 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show what a checkpoint file or model folder holds, or why it is wrong.")
 
-    @Argument(help: "A .safetensors file, an index json, a diffusers model folder or a pipeline folder.")
+    @Argument(help: "A .safetensors file, an index json, a diffusers model or pipeline folder, a Hugging Face id in the local cache (org/name), or 'demo'.")
     var path: String
 
     @Flag(help: "Print the report as JSON.")
@@ -19,7 +19,8 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         let report = try reportingErrors {
-            try CheckpointReport.inspect(path, config: config.map { try FluxConfig.load(contentsOf: $0) })
+            try CheckpointReport.inspect(try ModelLocator().path(for: path),
+                                         config: config.map { try FluxConfig.load(contentsOf: $0) })
         }
         if json {
             let encoder = JSONEncoder()

@@ -12,7 +12,7 @@ struct Tokenize: ParsableCommand {
         case clip, t5
     }
 
-    @Option(help: "A pipeline folder (its tokenizer/ or tokenizer_2/ is used) or a tokenizer folder.")
+    @Option(help: "A pipeline folder (its tokenizer/ or tokenizer_2/ is used), a tokenizer folder, a Hugging Face id in the local cache, or 'demo'.")
     var model: String
 
     @Option(help: "clip (tokenizer/, 77 ids) or t5 (tokenizer_2/).")
@@ -31,19 +31,16 @@ struct Tokenize: ParsableCommand {
     }
 
     func run() throws {
-        let result: TokenizedText
-        do {
+        let result: TokenizedText = try reportingErrors {
+            let model = try ModelLocator().path(for: self.model)
             switch encoder {
             case .clip:
-                let tokenizer = try CLIPTokenizer(directory: tokenizerFolder(subfolder: "tokenizer"))
-                result = tokenizer.encode(text, maxLength: maxLength ?? CLIPTokenizer.defaultMaxLength)
+                let tokenizer = try CLIPTokenizer(directory: tokenizerFolder(model, subfolder: "tokenizer"))
+                return tokenizer.encode(text, maxLength: maxLength ?? CLIPTokenizer.defaultMaxLength)
             case .t5:
-                let tokenizer = try T5Tokenizer(directory: tokenizerFolder(subfolder: "tokenizer_2"))
-                result = tokenizer.encode(text, maxLength: maxLength ?? 512)
+                let tokenizer = try T5Tokenizer(directory: tokenizerFolder(model, subfolder: "tokenizer_2"))
+                return tokenizer.encode(text, maxLength: maxLength ?? 512)
             }
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode.failure
         }
         let ids = result.inputIds.map(String.init).joined(separator: ", ")
         let mask = result.attentionMask.map(String.init).joined(separator: ", ")
@@ -51,7 +48,7 @@ struct Tokenize: ParsableCommand {
     }
 
     /// `model/subfolder` when the model is a pipeline folder holding it, else the model folder itself.
-    private func tokenizerFolder(subfolder: String) -> String {
+    private func tokenizerFolder(_ model: String, subfolder: String) -> String {
         let candidate = (model as NSString).appendingPathComponent(subfolder)
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), isDirectory.boolValue {

@@ -38,7 +38,7 @@ import Testing
     /// bench/results/2026-11-26-demo-fp8.md reads 100% / 92% / 91% with fp8).
     @Test(arguments: [LinearQuantization.none, .fp8])
     func demoModelDrawsWhatItIsAsked(_ quantization: LinearQuantization) throws {
-        let components = try PipelineComponents.resolve(try DemoModel.locate())
+        let components = try PipelineComponents.resolve(demoModelPath)
         let defaults = try PipelineDefaults.of(components)
         let pipeline = try FluxPipeline(components, backend: CPUBackend(), quantization: quantization)
         let request = GenerationRequest(

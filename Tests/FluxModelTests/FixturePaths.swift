@@ -18,3 +18,8 @@ func maxRelativeError(_ a: [Float], _ b: [Float]) -> Float {
     }
     return diff / max(scale, .leastNormalMagnitude)
 }
+
+/// The shipped demo model, `models/demo/` of this checkout (the command line finds it through its model locator;
+/// the library has no notion of "demo").
+let demoModelPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("models/demo").path

@@ -8,7 +8,7 @@ import Testing
 /// refused before any work, and images that come out as PNGs.
 @Suite struct GenerationTests {
     static let pipeline: FluxPipeline? = try? FluxPipeline(
-        try PipelineComponents.resolve(try DemoModel.locate()), backend: CPUBackend())
+        try PipelineComponents.resolve(demoModelPath), backend: CPUBackend())
 
     func request(seed: UInt64, images: Int = 1, steps: Int = 3) -> GenerationRequest {
         GenerationRequest(prompts: ["a red circle"], width: 64, height: 48, steps: steps, guidanceScale: 3.5, seed: seed,
@@ -16,7 +16,7 @@ import Testing
     }
 
     @Test func demoModelLoads() throws {
-        let components = try PipelineComponents.resolve(try DemoModel.locate())
+        let components = try PipelineComponents.resolve(demoModelPath)
         #expect(try PipelineDefaults.of(components).width == 128)
         #expect(Self.pipeline != nil)
     }
@@ -61,14 +61,23 @@ import Testing
         defer { try? FileManager.default.removeItem(at: cache) }
         let snapshot = cache.appendingPathComponent("models--org--tiny/snapshots/abc123")
         try FileManager.default.createDirectory(at: snapshot.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: try DemoModel.locate(), toPath: snapshot.path)
+        try FileManager.default.copyItem(atPath: demoModelPath, toPath: snapshot.path)
         try FileManager.default.createDirectory(at: cache.appendingPathComponent("models--org--tiny/refs"),
                                                 withIntermediateDirectories: true)
         try Data("abc123".utf8).write(to: cache.appendingPathComponent("models--org--tiny/refs/main"))
-        let components = try PipelineComponents.resolve("org/tiny", environment: ["HF_HUB_CACHE": cache.path])
-        #expect(components.path == snapshot.path)
-        #expect(throws: ModelError.self) {
-            try PipelineComponents.resolve("org/missing", environment: ["HF_HUB_CACHE": cache.path])
+        let hub = HubCache(root: cache.path)
+        #expect(try hub.snapshot("org/tiny") == snapshot.path)
+        #expect(try PipelineComponents.resolve(try hub.snapshot("org/tiny")).path == snapshot.path)
+        #expect(throws: ModelError.self) { try hub.snapshot("org/missing") }
+        #expect(HubCache.looksLikeId("org/name") && !HubCache.looksLikeId("/abs/path") && !HubCache.looksLikeId("a/b/c")
+                && !HubCache.looksLikeId("../x"))
+    }
+
+    @Test func optionsForSingleFilesAreRefusedForPipelineFolders() throws {
+        for overrides in [PipelineComponents.Overrides(textEncoders: demoModelPath),
+                          PipelineComponents.Overrides(vae: demoModelPath + "/vae")] {
+            #expect(throws: ModelError.self) { try PipelineComponents.resolve(demoModelPath, overrides: overrides) }
         }
+        #expect(throws: ModelError.self) { try PipelineComponents.resolve(demoModelPath + "/no-such-folder") }
     }
 }

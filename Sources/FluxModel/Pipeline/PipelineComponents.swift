@@ -4,10 +4,10 @@ import Foundation
 /// Where each part of a text-to-image model lives on disk, resolved from what the user named.
 ///
 /// Accepted: a diffusers pipeline folder (`model_index.json` with `transformer/`, `vae/`, `text_encoder/`,
-/// `text_encoder_2/`, `tokenizer/`, `tokenizer_2/`, `scheduler/`); a Hugging Face hub id (`org/name`) already in the
-/// local cache (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`; no network); or a Black Forest
-/// Labs single-file transformer (`flux1-dev.safetensors`) whose VAE is `ae.safetensors` beside it (or `vae:`) and whose
-/// text encoders, tokenizers and scheduler come from a pipeline folder (`textEncoders:`).
+/// `text_encoder_2/`, `tokenizer/`, `tokenizer_2/`, `scheduler/`), or a Black Forest Labs single-file transformer
+/// (`flux1-dev.safetensors`) whose text encoders, tokenizers and scheduler come from a pipeline folder
+/// (`textEncoders:`) and whose VAE is, in this order: `vae:`, `ae.safetensors` beside the file, the `vae/` of the
+/// `textEncoders:` folder.
 public struct PipelineComponents: Sendable {
     public let path: String
     public let transformer: TransformerCheckpoint
@@ -28,21 +28,25 @@ public struct PipelineComponents: Sendable {
         }
     }
 
-    public static func resolve(_ model: String, overrides: Overrides = Overrides(),
-                               environment: [String: String] = ProcessInfo.processInfo.environment) throws
-        -> PipelineComponents
-    {
+    /// The parts of the model at `path`: a diffusers pipeline folder, or a single-file transformer with its text side
+    /// and VAE in `overrides`. Names (`demo`, hub ids) are turned into paths by the caller (the command line's
+    /// model locator). Overrides that do not apply to what `path` is are refused, never ignored.
+    public static func resolve(_ path: String, overrides: Overrides = Overrides()) throws -> PipelineComponents {
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) {
-            return isDirectory.boolValue
-                ? try pipelineFolder(model, overrides: overrides)
-                : try singleFile(model, overrides: overrides)
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ModelError.missingFile(path: path, expected:
+                "a diffusers pipeline folder, a single-file checkpoint, a Hugging Face id in the local cache, or demo")
         }
-        if looksLikeHubId(model) {
-            return try pipelineFolder(try hubSnapshot(model, environment: environment), overrides: overrides)
+        guard isDirectory.boolValue else { return try singleFile(path, overrides: overrides) }
+        if overrides.textEncoders != nil {
+            throw ModelError.inapplicableOption(option: "--text-encoders", reason:
+                "\(path) is a pipeline folder with its own text encoders; the option is for a single-file transformer")
         }
-        throw ModelError.missingFile(path: model, expected:
-            "a diffusers pipeline folder, a single-file checkpoint, or a Hugging Face id in the local cache")
+        if overrides.vae != nil {
+            throw ModelError.inapplicableOption(option: "--vae", reason:
+                "\(path) is a pipeline folder with its own vae/; the option is for a single-file transformer")
+        }
+        return try pipelineFolder(path, overrides: overrides)
     }
 
     /// A diffusers pipeline folder; `overrides.vae` may replace its VAE.
@@ -80,32 +84,5 @@ public struct PipelineComponents: Sendable {
         return PipelineComponents(path: file, transformer: transformer, vae: text.vae, textEncoder: text.textEncoder,
                                   textEncoder2: text.textEncoder2, tokenizer: text.tokenizer,
                                   tokenizer2: text.tokenizer2, scheduler: text.scheduler)
-    }
-
-    static func looksLikeHubId(_ model: String) -> Bool {
-        let parts = model.split(separator: "/", omittingEmptySubsequences: false)
-        return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
-            && !model.hasPrefix("/") && !model.contains("\\")
-    }
-
-    /// The snapshot folder of a cached hub repository: the revision `refs/main` names, else the only snapshot.
-    public static func hubSnapshot(_ id: String, environment: [String: String]) throws -> String {
-        let cache = environment["HF_HUB_CACHE"]
-            ?? environment["HF_HOME"].map { $0 + "/hub" }
-            ?? (environment["HOME"] ?? NSHomeDirectory()) + "/.cache/huggingface/hub"
-        let repo = "\(cache)/models--\(id.replacingOccurrences(of: "/", with: "--"))"
-        guard FileManager.default.fileExists(atPath: repo) else {
-            throw ModelError.missingFile(path: repo, expected: "\(id) in the Hugging Face cache (no network access is attempted)")
-        }
-        if let main = try? String(contentsOfFile: repo + "/refs/main", encoding: .utf8) {
-            let snapshot = "\(repo)/snapshots/\(main.trimmingCharacters(in: .whitespacesAndNewlines))"
-            if FileManager.default.fileExists(atPath: snapshot) { return snapshot }
-        }
-        let snapshots = ((try? FileManager.default.contentsOfDirectory(atPath: repo + "/snapshots")) ?? []).sorted()
-        guard snapshots.count == 1, let only = snapshots.first else {
-            throw ModelError.missingFile(path: repo + "/snapshots", expected: snapshots.isEmpty
-                ? "a downloaded snapshot" : "refs/main naming one of \(snapshots.count) snapshots")
-        }
-        return "\(repo)/snapshots/\(only)"
     }
 }

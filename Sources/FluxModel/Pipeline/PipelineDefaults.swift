@@ -29,30 +29,3 @@ public struct PipelineDefaults: Codable, Equatable, Sendable {
         return components.transformer.config.guidanceEmbeds ? .dev : .schnell
     }
 }
-
-/// The small model that ships with FluxServe (`--model demo`): a diffusers pipeline folder, `models/demo/` in the
-/// source tree, loaded through the same loader as any checkpoint.
-public enum DemoModel {
-    public static let name = "demo"
-
-    /// Where the demo folder is: `$FLUXSERVE_DEMO_MODEL`, next to the executable (`demo-model/` or
-    /// `../share/fluxserve/demo-model/`), or the source checkout this program was built from.
-    public static func locate(environment: [String: String] = ProcessInfo.processInfo.environment,
-                              executable: String = CommandLine.arguments.first ?? "") throws -> String {
-        var candidates: [String] = []
-        if let explicit = environment["FLUXSERVE_DEMO_MODEL"] { candidates.append(explicit) }
-        let binDir = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
-        candidates.append(binDir.appendingPathComponent("demo-model").path)
-        candidates.append(binDir.appendingPathComponent("../share/fluxserve/demo-model").standardized.path)
-        // Sources/FluxModel/Pipeline/PipelineDefaults.swift → the checkout's models/demo.
-        let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent()
-        candidates.append(checkout.appendingPathComponent("models/demo").path)
-        for path in candidates
-        where FileManager.default.fileExists(atPath: URL(fileURLWithPath: path).appendingPathComponent("model_index.json").path) {
-            return path
-        }
-        throw ModelError.missingFile(path: candidates.joined(separator: ", "), expected:
-            "the demo model folder (set FLUXSERVE_DEMO_MODEL to models/demo of the FluxServe source)")
-    }
-}

@@ -1,6 +1,6 @@
-/// SHA-256 (FIPS 180-4), for the kernel cache's keys. Small and dependency-free; not constant-time (it hashes
-/// public kernel sources, never secrets).
-struct SHA256 {
+/// SHA-256 (FIPS 180-4), for cache keys and model fingerprints. Small and dependency-free; not constant-time (it
+/// hashes public kernel sources and checkpoint bytes, never secrets).
+public struct SHA256 {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -18,9 +18,9 @@ struct SHA256 {
     private var pending: [UInt8] = []
     private var length: UInt64 = 0
 
-    init() {}
+    public init() {}
 
-    mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
+    public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
         for byte in bytes {
             pending.append(byte)
             length &+= 1
@@ -28,10 +28,10 @@ struct SHA256 {
         }
     }
 
-    mutating func update(_ text: String) { update(text.utf8) }
+    public mutating func update(_ text: String) { update(text.utf8) }
 
     /// The 32-byte digest. The hasher is spent afterwards.
-    mutating func finalize() -> [UInt8] {
+    public mutating func finalize() -> [UInt8] {
         let bits = length &* 8
         pending.append(0x80)
         if pending.count > 56 {
@@ -46,10 +46,15 @@ struct SHA256 {
     }
 
     /// Lower-case hex digest of `text`.
-    static func hex(_ text: String) -> String {
+    public static func hex(_ text: String) -> String {
         var h = SHA256()
         h.update(text)
-        return h.finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        return h.finalizeHex()
+    }
+
+    /// The digest as lower-case hex. The hasher is spent afterwards.
+    public mutating func finalizeHex() -> String {
+        finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
     }
 
     private mutating func compress() {
@@ -80,7 +85,8 @@ struct SHA256 {
 }
 
 extension String {
-    func leftPadded(to width: Int, with pad: Character = "0") -> String {
+    /// The string padded on the left to `width` characters.
+    public func leftPadded(to width: Int, with pad: Character = "0") -> String {
         count >= width ? self : String(repeating: pad, count: width - count) + self
     }
 }
