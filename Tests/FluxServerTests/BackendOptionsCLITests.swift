@@ -111,6 +111,20 @@ import Testing
         #expect(none.values["kernel-cache"] == "none", "\(none.stderr)")
     }
 
+    /// `bench --json` carries the same values as the `config:` line, as its `config` object.
+    @Test func benchJSONHoldsTheConfig() throws {
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: json) }
+        let run = try Self.run(["bench", "--model", "demo", "--stages", "clip", "--repeats", "1", "--warmup", "0",
+                                "--sizes", "64x64", "--json", json.path, "--threads", "2"],
+                               environment: ["FLUXSERVE_BLAS": "none"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any]
+        let config = report?["config"] as? [String: String]
+        #expect(config == ["device": "cpu", "threads": "2", "blas": "none"])
+        #expect(config == run.values)
+    }
+
     /// `bench-cpu` applies `--threads` and `--blas` to the process (what `sgemm` really used is in its report).
     @Test func benchCPUTakesTheCPUOptions() throws {
         let run = try Self.run(["bench-cpu", "--m", "8", "--n", "8", "--k", "8", "--repeats", "1", "--numpy-script",
