@@ -3,7 +3,7 @@ import Foundation
 
 /// Runs `body` over `0..<count` split into contiguous ranges, one per worker thread.
 ///
-/// Work is split into at most `ProcessInfo.activeProcessorCount` ranges (or `FLUXSERVE_THREADS`); ranges smaller than
+/// Work is split into at most `cpuThreadCount` ranges (`CPUBackend.Options.threads`); ranges smaller than
 /// `minChunk` items are not split further, so tiny ops stay on the calling thread.
 public func parallelFor(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
     guard count > 0 else { return }
@@ -19,11 +19,9 @@ public func parallelFor(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) ->
     }
 }
 
-/// Threads the CPU backend uses: `FLUXSERVE_THREADS` if set, else every active core.
-public let cpuThreadCount: Int = {
-    if let text = ProcessInfo.processInfo.environment["FLUXSERVE_THREADS"], let n = Int(text), n > 0 { return n }
-    return max(1, ProcessInfo.processInfo.activeProcessorCount)
-}()
+/// Threads the CPU backend uses: `CPUBackend.Options.threads` of the process (`--threads`; every active core unless
+/// the command line set it).
+public var cpuThreadCount: Int { CPUSettings.shared.threads }
 
 /// Carries a value the compiler cannot prove `Sendable` into worker threads. Used only where the workers touch
 /// disjoint memory (each writes its own output rows).

@@ -8,10 +8,11 @@ import Foundation
 /// A CBLAS `sgemm` found at run time with `dlopen`, so that FluxServe builds and runs without any BLAS and uses one
 /// when the machine has it (Debian: `apt-get install -y libopenblas0`).
 ///
-/// Search order: the path in `FLUXSERVE_BLAS` (the value `none` disables the search), then `libopenblas.so.0`,
-/// `libopenblas.so`, `libblis.so.4`, `libmkl_rt.so`, `libblas.so.3` (each only if it exports `cblas_sgemm`). A
-/// library built with 64-bit integers and suffixed symbols — numpy's bundled `scipy_openblas64_` — is used when
-/// `FLUXSERVE_BLAS` names it. Anything that fails to load is skipped silently; `sgemm` then runs the Swift kernel.
+/// Which library: `CPUBackend.Options.blas` (`--blas`, set once per process by the command line). `.library(path)`
+/// opens that file; `.none` opens nothing; `.automatic` tries `libopenblas.so.0`, `libopenblas.so`, `libblis.so.4`,
+/// `libmkl_rt.so`, `libblas.so.3` (each only if it exports `cblas_sgemm`). A library built with 64-bit integers and
+/// suffixed symbols — numpy's bundled `scipy_openblas64_` — is used when `--blas` names it. Anything that fails to
+/// load is skipped silently; `sgemm` then runs the Swift kernel.
 ///
 /// Threads: the library's own threads are switched off (`openblas_set_num_threads(1)` and its MKL and BLIS
 /// equivalents) and `sgemm` splits C across `parallelFor` workers itself, each calling the library on its own block.
@@ -44,21 +45,19 @@ struct SystemBLAS: @unchecked Sendable {
     /// OpenBLAS's name for the CPU kernels it chose (`Haswell`, `SkylakeX`, `Zen`), when it says.
     let coreName: String?
 
-    /// The library loaded at first use, or nil when none was found or `FLUXSERVE_BLAS=none`.
-    static let shared: SystemBLAS? = load(environment: ProcessInfo.processInfo.environment)
+    /// The library of the process's `CPUBackend.Options.blas`, opened at first use; nil when none was found or the
+    /// choice is `.none`.
+    static var shared: SystemBLAS? { CPUSettings.shared.blas }
 
-    /// Names tried, in order, when `FLUXSERVE_BLAS` is unset.
+    /// Names tried, in order, for `.automatic`.
     static let candidates = ["libopenblas.so.0", "libopenblas.so", "libblis.so.4", "libmkl_rt.so", "libblas.so.3"]
 
-    static func load(environment: [String: String]) -> SystemBLAS? {
-        if let requested = environment["FLUXSERVE_BLAS"], !requested.isEmpty {
-            if requested.lowercased() == "none" { return nil }
-            return open(requested)
+    static func load(_ choice: CPUBackend.Options.BLAS) -> SystemBLAS? {
+        switch choice {
+        case .none: return nil
+        case .library(let path): return open(path)
+        case .automatic: return candidates.lazy.compactMap { open($0) }.first
         }
-        for name in candidates {
-            if let blas = open(name) { return blas }
-        }
-        return nil
     }
 
     /// Opens `path` and binds its sgemm, or returns nil (closing the handle) when it has none.

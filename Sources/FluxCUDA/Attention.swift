@@ -16,8 +16,8 @@ final class SDPAEngine: @unchecked Sendable {
     /// One line per timed shape (engines and their times), for reports.
     private(set) var choices: [String] = []
 
-    init(stream: CUhandle) throws {
-        dnn = try CuDNN()
+    init(stream: CUhandle, search: LibrarySearch) throws {
+        dnn = try CuDNN(search: search)
         handle = try dnn.createHandle(stream: stream)
     }
 

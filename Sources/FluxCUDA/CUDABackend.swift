@@ -27,30 +27,14 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         case kernel
     }
 
-    public struct Options: Sendable {
-        /// Device ordinal (`cuda:N`).
-        public var device: Int
-        /// Fills every op's output with NaN before the op runs, so an element the kernel forgets to write shows up
-        /// in a comparison (the selftest turns this on).
-        public var poisonOutputs: Bool
-        public var matmul: MatmulPath
-        public var attention: AttentionPath
-
-        public init(device: Int = 0, poisonOutputs: Bool = false, matmul: MatmulPath = .automatic,
-                    attention: AttentionPath = .automatic) {
-            self.device = device
-            self.poisonOutputs = poisonOutputs
-            self.matmul = matmul
-            self.attention = attention
-        }
-    }
-
     public let name: String
     /// The GPU's marketing name, e.g. `NVIDIA H100 80GB HBM3`.
     public let deviceName: String
     public let computeCapability: (major: Int, minor: Int)
     public let multiprocessorCount: Int
     public let options: Options
+    /// Where this backend opens cuBLASLt and cuDNN (`options.libraries`, then the standard folders).
+    let librarySearch: LibrarySearch
 
     let driver: CUDADriver
     let context: CUhandle
@@ -70,7 +54,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Throws `TensorError.backend` with one line (e.g. "libcuda.so.1 not found (no NVIDIA driver)").
     public init(options: Options = Options()) throws {
         self.options = options
-        let driver = try CUDABackend.loadDriver()
+        librarySearch = LibrarySearch(options.libraries)
+        let driver = try CUDABackend.loadDriver(librarySearch)
         self.driver = driver
         var count: Int32 = 0
         try driver.check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount")
@@ -99,16 +84,23 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         self.stream = stream
         allocator = DeviceAllocator(driver: driver, context: context, backendName: "cuda:\(options.device)")
         profiler = OpProfiler(driver: driver)
-        kernels = KernelCache(driver: driver, computeCapability: computeCapability, nvrtc: try CUDABackend.loadNVRTC())
+        kernels = KernelCache(driver: driver, computeCapability: computeCapability,
+                              nvrtc: try CUDABackend.loadNVRTC(librarySearch),
+                              directory: options.kernelCacheDirectory.map { URL(fileURLWithPath: $0) })
+        let (search, allocator, profiler) = (librarySearch, allocator, profiler)
+        func makeMatmul() throws -> MatmulEngine {
+            try MatmulEngine(allocator: allocator, profiler: profiler, tuning: options.gemmTuning,
+                             fp8FastAccumulation: options.fp8FastAccumulation, search: search)
+        }
         switch options.matmul {
         case .kernel:
             matmul = nil
         case .cublasLt:
-            matmul = try MatmulEngine(allocator: allocator, profiler: profiler)
+            matmul = try makeMatmul()
         case .automatic:
-            matmul = try? MatmulEngine(allocator: allocator, profiler: profiler)
+            matmul = try? makeMatmul()
         }
-        sdpa = options.attention == .automatic ? try? SDPAEngine(stream: stream) : nil
+        sdpa = options.attention == .automatic ? try? SDPAEngine(stream: stream, search: search) : nil
     }
 
     /// Where `linear` runs, for reports: "cuBLASLt <version>" or "fallback kernel (gemm.cu)".
@@ -148,20 +140,46 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     // MARK: Library loading, shared by every backend of the process
 
-    private static let driverResult: Result<CUDADriver, Error> = Result {
-        let driver = try CUDADriver()
-        try driver.check(driver.cuInit(0), "cuInit")
-        return driver
+    /// The driver and NVRTC are opened once per process for each `LibrarySearch` (in practice one: the command
+    /// line's), since every backend of the process shares them; the outcome, failure included, is kept.
+    private static let loaded = LoadedLibraries()
+
+    private final class LoadedLibraries: @unchecked Sendable {
+        private let lock = NSLock()
+        private var drivers: [LibrarySearch: Result<CUDADriver, Error>] = [:]
+        private var compilers: [LibrarySearch: Result<NVRTC, Error>] = [:]
+
+        func driver(_ search: LibrarySearch) throws -> CUDADriver {
+            lock.lock()
+            defer { lock.unlock() }
+            if let result = drivers[search] { return try result.get() }
+            let result = Result {
+                let driver = try CUDADriver(search: search)
+                try driver.check(driver.cuInit(0), "cuInit")
+                return driver
+            }
+            drivers[search] = result
+            return try result.get()
+        }
+
+        func nvrtc(_ search: LibrarySearch) throws -> NVRTC {
+            lock.lock()
+            defer { lock.unlock() }
+            if let result = compilers[search] { return try result.get() }
+            let result = Result { try NVRTC(search: search) }
+            compilers[search] = result
+            return try result.get()
+        }
     }
-    private static let nvrtcResult: Result<NVRTC, Error> = Result { try NVRTC() }
 
-    static func loadDriver() throws -> CUDADriver { try driverResult.get() }
-    static func loadNVRTC() throws -> NVRTC { try nvrtcResult.get() }
+    static func loadDriver(_ search: LibrarySearch) throws -> CUDADriver { try loaded.driver(search) }
+    static func loadNVRTC(_ search: LibrarySearch) throws -> NVRTC { try loaded.nvrtc(search) }
 
-    /// nil when a CUDA device can be used, else why not (one line), without making a backend.
-    public static func unavailableReason() -> String? {
+    /// nil when a CUDA device can be used with these library paths, else why not (one line), without making a
+    /// backend.
+    public static func unavailableReason(libraries: LibraryPaths = LibraryPaths()) -> String? {
         do {
-            let driver = try loadDriver()
+            let driver = try loadDriver(LibrarySearch(libraries))
             var count: Int32 = 0
             try driver.check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount")
             return count > 0 ? nil : "no CUDA device found"

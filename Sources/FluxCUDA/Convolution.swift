@@ -1,32 +1,36 @@
 import FluxCore
 import Foundation
 
-/// How `conv2d` picks its implementation, read once per backend from `FLUXSERVE_CONV` (comma-separated words; unset
-/// means every choice is open and timed):
+/// How `conv2d` picks its implementation, once per backend (`CUDABackend.Options.convolution`). The command line gives
+/// it as comma-separated words (`--conv`; empty or `auto` means every choice is open and timed):
 /// - `im2col` (or `off`): never cuDNN — im2col + cuBLASLt, the path before cuDNN convolutions;
 /// - `nchw`, `nhwc`: only these layouts (our NCHW buffers described to cuDNN as they are, or channels-last copies);
 /// - `fused`, `accumulate`: only these ways of adding the bias (see `CuDNNConvolution`);
 /// - `first`: no timing, the first candidate that builds (in the order nhwc, nchw; fused, accumulate);
 /// - `nortc`: no engine that compiles its kernel at plan time;
 /// - `configs=N`: engine configs timed per graph (default 3).
-struct ConvolutionSettings: Equatable, Sendable {
+public struct ConvolutionSettings: Equatable, Sendable {
     typealias Layout = CuDNNConvolution.Layout
     typealias BiasMode = CuDNNConvolution.BiasMode
 
-    var enabled = true
+    /// cuDNN at all (false: `im2col`).
+    public var enabled = true
     var layouts: [Layout] = [.nhwc, .nchw]
     var biasModes: [BiasMode] = [.fused, .accumulate]
-    var tune = true
-    var runtimeCompiled = true
-    var configsPerGraph = 3
+    /// Time the candidates of a shape (false: `first`).
+    public var tune = true
+    /// Engines that compile at plan time allowed (false: `nortc`).
+    public var runtimeCompiled = true
+    public var configsPerGraph = 3
     /// Below this many FLOPs a convolution takes the first candidate untimed (NCHW first: fewer launches), since
     /// timing would cost more than it can save.
     var tuneMinimumFlops = 1e9
 
-    init() {}
+    public init() {}
 
-    init(_ text: String?) throws {
-        guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else { return }
+    /// The settings the words of `text` ask for; an unknown word throws a `CUDAOptionError` naming `option` (the
+    /// flag or environment variable the text came from).
+    public init(parsing text: String, option: String) throws {
         var layouts: [Layout] = [], modes: [BiasMode] = []
         for raw in text.split(separator: ",") {
             let word = raw.trimmingCharacters(in: .whitespaces).lowercased()
@@ -43,13 +47,25 @@ struct ConvolutionSettings: Equatable, Sendable {
                 if word.hasPrefix("configs="), let n = Int(word.dropFirst("configs=".count)), n >= 1, n <= 16 {
                     configsPerGraph = n
                 } else {
-                    throw TensorError.backend("FLUXSERVE_CONV: unknown word '\(word)' (expected im2col, nchw, nhwc, "
-                                              + "fused, accumulate, first, nortc, configs=N with 1 ≤ N ≤ 16)")
+                    throw CUDAOptionError(option: option, value: word, expected: "auto, im2col, nchw, nhwc, fused, "
+                                              + "accumulate, first, nortc, configs=N with 1 ≤ N ≤ 16")
                 }
             }
         }
         if !layouts.isEmpty { self.layouts = layouts }
         if !modes.isEmpty { biasModes = modes }
+    }
+
+    /// The words that give these settings back (`auto`, `im2col`, `nchw,first`), for the `config:` line.
+    public var summary: String {
+        guard enabled else { return "im2col" }
+        var words: [String] = []
+        if layouts != ConvolutionSettings().layouts { words += layouts.map(\.rawValue) }
+        if biasModes != ConvolutionSettings().biasModes { words += biasModes.map(\.rawValue) }
+        if !tune { words.append("first") }
+        if !runtimeCompiled { words.append("nortc") }
+        if configsPerGraph != 3 { words.append("configs=\(configsPerGraph)") }
+        return words.isEmpty ? "auto" : words.joined(separator: ",")
     }
 }
 
@@ -178,14 +194,14 @@ final class ConvolutionEngines: @unchecked Sendable {
 
 extension CUDABackend {
     /// This backend's cuDNN convolution engine, or nil (and why) when conv2d runs as im2col: the fallback-kernel
-    /// backend (`matmul: .kernel`), `FLUXSERVE_CONV=im2col`, or cuDNN missing. A malformed `FLUXSERVE_CONV` throws.
+    /// backend (`matmul: .kernel`), `options.convolution` saying `im2col`, or cuDNN missing.
     func convolutionEngine() throws -> (engine: ConvolutionEngine?, reason: String) {
-        try ConvolutionEngines.shared.engine(for: self) {
+        ConvolutionEngines.shared.engine(for: self) {
             guard options.matmul != .kernel else { return (nil, "fallback kernels") }
-            let settings = try ConvolutionSettings(ProcessInfo.processInfo.environment["FLUXSERVE_CONV"])
-            guard settings.enabled else { return (nil, "FLUXSERVE_CONV=im2col") }
+            let settings = options.convolution
+            guard settings.enabled else { return (nil, "conv=im2col") }
             do {
-                let dnn = try CuDNN()
+                let dnn = try CuDNN(search: librarySearch)
                 let api = try CuDNNConvolution(dnn)
                 let handle = try dnn.createHandle(stream: stream)
                 return (ConvolutionEngine(api: api, handle: handle, settings: settings), "cuDNN \(dnn.version)")
@@ -198,7 +214,7 @@ extension CUDABackend {
     /// Where `conv2d` runs, for reports.
     public var convolutionDescription: String {
         let columns = "im2col + " + (matmul == nil ? "gemm.cu" : "cuBLASLt")
-        guard let state = try? locked({ try convolutionEngine() }) else { return columns + " (FLUXSERVE_CONV unreadable)" }
+        guard let state = try? locked({ try convolutionEngine() }) else { return columns }
         guard let engine = state.engine else { return "\(columns) (\(state.reason))" }
         let s = engine.settings
         return "\(state.reason) convolution forward (\(s.layouts.map(\.rawValue).joined(separator: "/")), bias "
@@ -235,7 +251,7 @@ extension CUDABackend {
         } else {
             chosen = candidates.first
         }
-        if ImageDiagnostics.checking {
+        if options.imageDiagnostics.checking {
             var lines = ["conv2d \(s)\(bias != nil ? " +bias" : ""): \(candidates.count) plans in "
                          + String(format: "%.1f ms", built)]
             for c in candidates {
@@ -374,25 +390,9 @@ extension CUDABackend {
     }
 }
 
-/// Opt-in diagnostics of the image ops, from the environment:
-/// - `FLUXSERVE_IMAGE_CHECK=1`: at the first call of each shape, log the convolution candidates with their timings,
-///   and compare the result of the fast path (cuDNN; vectorised group norm and upsampling) with the plain one
-///   (im2col; the scalar kernels), printing max |fast − plain| / max |plain|;
-/// - `FLUXSERVE_IMAGE_PROFILE=1`: time every conv2d, groupNorm and upsampleNearest call on the device (events around
-///   it, then a wait) and print one line each — for finding where a VAE decode spends its time, not for speed.
-/// - `FLUXSERVE_IMAGE_SCALAR=1`: group norm and upsampling on the scalar kernels (with `FLUXSERVE_CONV=im2col`, the
-///   image ops as they were before the cuDNN convolutions, for a same-card comparison).
-/// Lines go to standard error.
+/// The process-wide side of the image-op diagnostics (`CUDABackend.Options.imageDiagnostics` says which are on):
+/// shapes already checked, and the log on standard error.
 enum ImageDiagnostics {
-    static let checking = flag("FLUXSERVE_IMAGE_CHECK")
-    static let profiling = flag("FLUXSERVE_IMAGE_PROFILE")
-    static let scalarKernels = flag("FLUXSERVE_IMAGE_SCALAR")
-
-    private static func flag(_ name: String) -> Bool {
-        guard let value = ProcessInfo.processInfo.environment[name] else { return false }
-        return !value.isEmpty && value != "0"
-    }
-
     private static let seen = SeenShapes()
 
     /// True the first time `key` is passed (per process).

@@ -1,8 +1,8 @@
 import FluxCore
 import Foundation
 
-/// How products pick their cuBLASLt algorithm, read once per backend from `FLUXSERVE_GEMM_TUNE` (comma-separated
-/// words; unset means timed):
+/// How products pick their cuBLASLt algorithm, once per backend (`CUDABackend.Options.gemmTuning`). The command line
+/// gives it as comma-separated words (`--gemm-tune`; empty means timed):
 /// - `1`, `on`: time the heuristic's top candidates at a shape's first product and keep the fastest (the default);
 /// - `0`, `off`: no timing, the heuristic's first algorithm (as before tuning existed);
 /// - `candidates=N`: heuristic results asked for per shape (default 8, 1…32);
@@ -11,24 +11,25 @@ import Foundation
 /// - `pick=N`: no timing, candidate N (or the last there is) everywhere a choice is made — with `all`, for checking
 ///   each candidate's results in `fluxserve selftest --device cuda`;
 /// - `log`: one line per tuned shape on standard error.
-struct GemmTuneSettings: Equatable, Sendable {
-    var enabled = true
-    var candidates = 8
-    var repeats = 3
-    var log = false
+public struct GemmTuneSettings: Equatable, Sendable {
+    public var enabled = true
+    public var candidates = 8
+    public var repeats = 3
+    public var log = false
     /// Below this many FLOPs a product takes the heuristic's first algorithm untimed: it is launch-bound, and timing
     /// would cost more than it could save.
-    var minimumFlops = 1e9
+    public var minimumFlops = 1e9
     /// Another candidate replaces the heuristic's first only when faster by more than this fraction, so timing noise
     /// between equivalent algorithms does not move the choice from run to run.
-    var margin = 0.01
+    public var margin = 0.01
     /// Candidate to run untimed (`pick=N`), nil to time.
-    var pick: Int?
+    public var pick: Int?
 
-    init() {}
+    public init() {}
 
-    init(_ text: String?) throws {
-        guard let text else { return }
+    /// The settings the words of `text` ask for; an unknown word throws a `CUDAOptionError` naming `option` (the
+    /// flag or environment variable the text came from).
+    public init(parsing text: String, option: String) throws {
         for raw in text.split(separator: ",", omittingEmptySubsequences: false) {
             let word = raw.trimmingCharacters(in: .whitespaces).lowercased()
             func number(_ prefix: String, _ range: ClosedRange<Int>) -> Int? {
@@ -50,13 +51,24 @@ struct GemmTuneSettings: Equatable, Sendable {
                 } else if let n = number("pick=", 0...(CuBLASLt.maxCandidates - 1)) {
                     pick = n
                 } else {
-                    throw TensorError.backend("FLUXSERVE_GEMM_TUNE: unknown word '\(word)' (expected 1, on, 0, off, "
-                                              + "all, log, candidates=N with 1 ≤ N ≤ \(CuBLASLt.maxCandidates), "
-                                              + "repeats=N with 1 ≤ N ≤ 20, pick=N with 0 ≤ N < "
-                                              + "\(CuBLASLt.maxCandidates))")
+                    throw CUDAOptionError(option: option, value: word,
+                                          expected: "1, on, 0, off, all, log, candidates=N with 1 ≤ N ≤ "
+                                              + "\(CuBLASLt.maxCandidates), repeats=N with 1 ≤ N ≤ 20, pick=N with "
+                                              + "0 ≤ N < \(CuBLASLt.maxCandidates)")
                 }
             }
         }
+    }
+
+    /// The words that give these settings back (`on`, `off,log`, `on,candidates=16,all`), for the `config:` line.
+    public var summary: String {
+        var words = [enabled ? "on" : "off"]
+        if candidates != 8 { words.append("candidates=\(candidates)") }
+        if repeats != 3 { words.append("repeats=\(repeats)") }
+        if minimumFlops == 0 { words.append("all") }
+        if let pick { words.append("pick=\(pick)") }
+        if log { words.append("log") }
+        return words.joined(separator: ",")
     }
 
     /// Heuristic results to ask for a product of `flops` FLOPs: 1 (no choice to make) when untimed, enough to reach

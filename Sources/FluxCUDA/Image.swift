@@ -5,7 +5,7 @@ extension CUDABackend {
     /// Convolution on cuDNN's convolution forward (`Convolution.swift`): per shape, the NCHW tensors described to
     /// cuDNN as they are, or channels-last copies around it, with the bias added before the one rounding; the first
     /// call of a shape times the candidates. Otherwise (no cuDNN, no engine for the shape, the fallback-kernel
-    /// backend, `FLUXSERVE_CONV=im2col`) im2col + a matrix product (`convolveByColumns`).
+    /// backend, `--conv im2col`) im2col + a matrix product (`convolveByColumns`).
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding p: Padding2D) throws -> Tensor {
         let op = "conv2d"
         let g = try OpShapes.conv2d(x, weight: weight, bias: bias, stride: stride, padding: p)
@@ -34,7 +34,7 @@ extension CUDABackend {
                 if let engine = try convolutionEngine().engine,
                    let used = try convolveWithCuDNN(engine, shape, x: xp, w: wp, bias: bp, y: y)
                 {
-                    if ImageDiagnostics.checking, ImageDiagnostics.firstTime("conv2d \(shape) \(bp != nil)") {
+                    if options.imageDiagnostics.checking, ImageDiagnostics.firstTime("conv2d \(shape) \(bp != nil)") {
                         let plain = try allocator.allocate(out.count * 2)
                         try convolveByColumns(shape, x: xp, w: wp, bias: bp, y: plain.pointer)
                         let error = try relativeDifference(y, plain.pointer, count: out.count)
@@ -106,7 +106,7 @@ extension CUDABackend {
             let items = batch * groups
             try expect(items <= 65_535, op, "x", x.shape, "batch × groups ≤ 65535 on \(name)")
             let act = Activation.allCases.firstIndex(of: activation) ?? 0
-            let planes = !ImageDiagnostics.scalarKernels && spatial % 8 == 0 && batch * channels <= 65_535
+            let planes = !options.imageDiagnostics.scalarKernels && spatial % 8 == 0 && batch * channels <= 65_535
             func run(vectorised: Bool, into y: CUdeviceptr) throws {
                 let stats = try allocator.allocate(items * 16)
                 try driver.check(driver.cuMemsetD8Async(stats.pointer, 0, items * 16, stream), "cuMemsetD8Async")
@@ -130,7 +130,7 @@ extension CUDABackend {
             }
             try profiled("groupNorm", "\(x.shape) groups \(groups) \(activation)") {
                 try run(vectorised: planes, into: y)
-                if planes, ImageDiagnostics.checking, ImageDiagnostics.firstTime("groupNorm \(x.shape) \(groups)") {
+                if planes, options.imageDiagnostics.checking, ImageDiagnostics.firstTime("groupNorm \(x.shape) \(groups)") {
                     let plain = try allocator.allocate(x.count * 2)
                     try run(vectorised: false, into: plain.pointer)
                     let error = try relativeDifference(y, plain.pointer, count: x.count)
@@ -150,7 +150,7 @@ extension CUDABackend {
             let (planes, height, width) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
             let xp = try pointer(x, op)
             let (out, y) = try empty([x.shape[0], x.shape[1], height * factor, width * factor], op)
-            let doubled = !ImageDiagnostics.scalarKernels && factor == 2 && width % 4 == 0
+            let doubled = !options.imageDiagnostics.scalarKernels && factor == 2 && width % 4 == 0
             func run(vectorised: Bool, into y: CUdeviceptr) throws {
                 if vectorised {
                     try launchElements("image", "upsample_nearest_x2_bf16", count: planes * 2 * height * (width / 4),
@@ -163,7 +163,7 @@ extension CUDABackend {
             }
             try profiled("upsampleNearest", "\(x.shape) ×\(factor)") {
                 try run(vectorised: doubled, into: y)
-                if doubled, ImageDiagnostics.checking, ImageDiagnostics.firstTime("upsample \(x.shape)") {
+                if doubled, options.imageDiagnostics.checking, ImageDiagnostics.firstTime("upsample \(x.shape)") {
                     let plain = try allocator.allocate(out.count * 2)
                     try run(vectorised: false, into: plain.pointer)
                     let error = try relativeDifference(y, plain.pointer, count: out.count)
@@ -176,10 +176,10 @@ extension CUDABackend {
         }
     }
 
-    /// Runs `body` (which returns the path it took); with `FLUXSERVE_IMAGE_PROFILE` set, also times it on the device
+    /// Runs `body` (which returns the path it took); with `options.imageDiagnostics.profiling`, also times it on the device
     /// and prints `image-profile <op> <ms> <path> <detail>`.
     func profiled(_ op: String, _ detail: @autoclosure () -> String, _ body: () throws -> String) throws {
-        guard ImageDiagnostics.profiling else {
+        guard options.imageDiagnostics.profiling else {
             _ = try body()
             return
         }

@@ -6,8 +6,9 @@ import Foundation
 ///
 /// A CUBIN's file name holds the SHA-256 of everything that decides its contents: the module and header text, the
 /// NVRTC options, the target architecture and the NVRTC version. A changed kernel, compiler or GPU therefore misses
-/// the cache and compiles afresh; a stale file is never loaded. Folder: `$FLUXSERVE_CACHE/kernels`, else
-/// `~/.cache/fluxserve/kernels`; when it cannot be written the CUBINs are kept in memory only.
+/// the cache and compiles afresh; a stale file is never loaded. Folder: `CUDABackend.Options.kernelCacheDirectory`
+/// (the command line's `--kernel-cache`, by default `~/.cache/fluxserve/kernels`); without one, or when it cannot be
+/// written, the CUBINs are kept in memory only.
 final class KernelCache: @unchecked Sendable {
     /// How one module was made ready.
     struct LoadReport: Sendable {
@@ -28,25 +29,17 @@ final class KernelCache: @unchecked Sendable {
     private var sharedLimits: [String: Int] = [:]
     private let lock = NSLock()
 
-    init(driver: CUDADriver, computeCapability: (Int, Int), nvrtc: NVRTC) {
+    init(driver: CUDADriver, computeCapability: (Int, Int), nvrtc: NVRTC, directory: URL?) {
         self.driver = driver
         self.nvrtc = nvrtc
         architecture = KernelCache.architecture(computeCapability)
-        directory = KernelCache.cacheDirectory()
+        self.directory = directory
     }
 
     /// `sm_XY`, with the `a` suffix on 9.0 so Hopper-only instructions (wgmma, setmaxnreg) are allowed.
     static func architecture(_ capability: (Int, Int)) -> String {
         let base = "sm_\(capability.0)\(capability.1)"
         return capability == (9, 0) ? base + "a" : base
-    }
-
-    static func cacheDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL? {
-        if let root = environment["FLUXSERVE_CACHE"], !root.isEmpty {
-            return URL(fileURLWithPath: root).appendingPathComponent("kernels")
-        }
-        guard let home = environment["HOME"], !home.isEmpty else { return nil }
-        return URL(fileURLWithPath: home).appendingPathComponent(".cache/fluxserve/kernels")
     }
 
     var nvrtcVersion: (major: Int, minor: Int) { nvrtc.version }

@@ -16,25 +16,23 @@ final class MatmulEngine: @unchecked Sendable {
     /// Shapes cuBLASLt had no algorithm for (the caller falls back), with cuBLASLt's reason, in the order met.
     private var unsupported: Set<CuBLASLt.Shape> = []
     private(set) var refusals: [String] = []
-    /// `FLUXSERVE_GEMM_TUNE`, or why it could not be read (thrown at the first product).
-    private let tuneSettings: Result<GemmTuneSettings, TensorError>
+    /// `CUDABackend.Options.gemmTuning`.
+    private let tuneSettings: GemmTuneSettings
     /// One entry per shape whose candidates were timed, in the order they were.
     private(set) var tuningReport: [GemmTuningEntry] = []
 
     let profiler: OpProfiler
-    /// fp8 products accumulate without periodic promotion to f32 (cuBLASLt's FAST_ACCUM) unless
-    /// `FLUXSERVE_FP8_FAST_ACCUM=0`. Measured on an H100 (bench/results/2026-11-26-gpu-fp8.md): a step in 91.3 ms
-    /// instead of 101.5, and the error against diffusers f32 3.80e-2 instead of 3.76e-2 (fp8's rounding dominates).
+    /// fp8 products accumulate without periodic promotion to f32 (cuBLASLt's FAST_ACCUM):
+    /// `CUDABackend.Options.fp8FastAccumulation`.
     let fp8FastAccumulation: Bool
 
-    init(allocator: DeviceAllocator, profiler: OpProfiler,
-         environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    init(allocator: DeviceAllocator, profiler: OpProfiler, tuning: GemmTuneSettings, fp8FastAccumulation: Bool,
+         search: LibrarySearch) throws {
         self.profiler = profiler
         self.allocator = allocator
-        fp8FastAccumulation = environment["FLUXSERVE_FP8_FAST_ACCUM"] != "0"
-        tuneSettings = Result { try GemmTuneSettings(environment["FLUXSERVE_GEMM_TUNE"]) }
-            .mapError { $0 as? TensorError ?? .backend("\($0)") }
-        blas = try CuBLASLt()
+        self.fp8FastAccumulation = fp8FastAccumulation
+        tuneSettings = tuning
+        blas = try CuBLASLt(search: search)
         handle = try blas.createHandle()
         workspace = try allocator.allocate(MatmulEngine.workspaceBytes)
     }
@@ -55,12 +53,11 @@ final class MatmulEngine: @unchecked Sendable {
         }
     }
 
-    /// The plan for a shape, or nil when cuBLASLt offers no algorithm for it. Throws for an unreadable
-    /// `FLUXSERVE_GEMM_TUNE`.
+    /// The plan for a shape, or nil when cuBLASLt offers no algorithm for it.
     func plan(_ key: CuBLASLt.Shape) throws -> CuBLASLt.Plan? {
         if let plan = plans[key] { return plan }
         if unsupported.contains(key) { return nil }
-        let settings = try tuneSettings.get()
+        let settings = tuneSettings
         let flops = 2 * Double(key.batch) * Double(key.m) * Double(key.n) * Double(key.k)
         do {
             let plan = try CuBLASLt.Plan(blas, handle: handle, shape: key, workspaceLimit: MatmulEngine.workspaceBytes,
@@ -83,7 +80,8 @@ final class MatmulEngine: @unchecked Sendable {
                       scales: MatmulScales?, stream: CUhandle)
     {
         plan.needsChoice = false
-        guard case let .success(settings) = tuneSettings, settings.enabled || settings.pick != nil else { return }
+        let settings = tuneSettings
+        guard settings.enabled || settings.pick != nil else { return }
         let s = plan.shape, count = plan.candidateCount, repeats = settings.repeats
         let flops = 2 * Double(s.batch) * Double(s.m) * Double(s.n) * Double(s.k)
         var times = [Double?](repeating: nil, count: count), note: String?
@@ -162,7 +160,7 @@ final class MatmulEngine: @unchecked Sendable {
 
 extension CUDABackend {
     /// Per product shape whose cuBLASLt candidates were timed, the times and the choice (empty without cuBLASLt, with
-    /// `FLUXSERVE_GEMM_TUNE=0`, or before the first products).
+    /// tuning off (`--gemm-tune 0`), or before the first products).
     public var matmulTuning: [GemmTuningEntry] { (try? locked { matmul?.tuningReport ?? [] }) ?? [] }
     /// Why cuBLASLt refused each product shape it had no algorithm for (those ran another way).
     public var matmulRefusals: [String] { (try? locked { matmul?.refusals ?? [] }) ?? [] }

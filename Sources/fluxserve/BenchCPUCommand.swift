@@ -22,6 +22,7 @@ struct BenchCPU: ParsableCommand {
     var numpyScript = "tools/bench/numpy_gemm.py"
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
+    @OptionGroup var cpu: CPUFlags
 
     func validate() throws {
         guard m > 0, n > 0, k > 0 else { throw ValidationError("--m, --n and --k must be positive") }
@@ -68,6 +69,7 @@ struct BenchCPU: ParsableCommand {
     }
 
     func run() throws {
+        try reportingErrors { try CPUBackend.configure(try BackendOptionsBuilder().cpu(cpu)) }
         let report = measure()
         if json {
             let encoder = JSONEncoder()
@@ -122,7 +124,7 @@ struct BenchCPU: ParsableCommand {
 
     func printTable(_ report: Report) {
         print("sgemm \(m)×\(n)×\(k) f32\(transposedB ? ", B transposed" : ""), \(report.threads) threads")
-        print("system BLAS: \(report.blas ?? "none loaded (set FLUXSERVE_BLAS or install libopenblas0)")")
+        print("system BLAS: \(report.blas ?? "none loaded (see --blas, or install libopenblas0)")")
         for result in report.results {
             let name = result.path == GemmPath.systemBLAS.rawValue ? "system BLAS" : "Swift kernel"
             print(row(name, result.gflops, result.seconds, best: result.bestGflops))

@@ -54,19 +54,23 @@ struct Bench: ParsableCommand {
         var loadSeconds: [String: Double]
         var peakMemoryBytes: Int?
         var profiles: [StageProfile] = []
-        /// cuBLASLt candidates timed per product shape (`FLUXSERVE_GEMM_TUNE`), GPU only.
+        /// cuBLASLt candidates timed per product shape (`--gemm-tune`), GPU only.
         var gemmTuning: [GemmTuningEntry] = []
+        /// The backend options in effect, as the `config:` line gives them (docs/configuration.md).
+        var config: [String: String] = [:]
     }
 
     func run() throws {
         try reportingErrors {
-            let backend = try device.makeBackend()
+            let configuration = try device.configuration()
+            configuration.announce()
+            let backend = try configuration.makeBackend()
             let wanted = Set(stages.split(separator: ",").map { String($0) })
             let parsedSizes = try sizes.split(separator: ",").map { try parseSize(String($0)) }
             guard let mainSize = parsedSizes.first else { throw ValidationError("--sizes: at least one WxH") }
             guard repeats >= 1, warmup >= 0, steps >= 1 else { throw ValidationError("--repeats, --steps ≥ 1") }
             var report = Report(model: model, device: backend.name, quantization: quantization.quantize.rawValue, rows: [],
-                                loadSeconds: [:], peakMemoryBytes: nil)
+                                loadSeconds: [:], peakMemoryBytes: nil, config: configuration.dictionary)
             let models = try loadModels(backend, &report)
             let defaults = models.transformer.config.guidanceEmbeds ? PipelineDefaults.dev : PipelineDefaults.schnell
             var rng = SplitMix(seed: 1)

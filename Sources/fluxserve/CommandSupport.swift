@@ -21,26 +21,24 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
-/// `--device cpu | cuda | cuda:N`.
+/// `--device cpu | cuda | cuda:N` and the backend options (`BackendOptionsBuilder`, docs/configuration.md).
 struct DeviceOptions: ParsableArguments {
     @Option(help: "Where to run: cpu, or cuda[:N] for an NVIDIA GPU.")
     var device: String = "cpu"
 
-    /// The backend for `--device`.
+    @OptionGroup var cpu: CPUFlags
+    @OptionGroup var cuda: CUDAFlags
+
+    /// The options these flags and their environment aliases give; throws one line naming a bad flag or variable.
+    func configuration() throws -> BackendConfiguration {
+        try BackendOptionsBuilder().configuration(device: device, cpu: cpu, cuda: cuda)
+    }
+
+    /// The backend for `--device`, after printing the effective configuration once (`config: ...` on stderr).
     func makeBackend() throws -> any Backend {
-        let name = device.lowercased()
-        if name == "cpu" { return CPUBackend() }
-        if name == "cuda" || name.hasPrefix("cuda:") {
-            guard let ordinal = name == "cuda" ? 0 : Int(name.dropFirst(5)), ordinal >= 0 else {
-                throw ValidationError("--device \(device): expected cpu, cuda or cuda:N")
-            }
-            do {
-                return try CUDABackend(options: .init(device: ordinal))
-            } catch {
-                throw ValidationError("--device \(device): \(error); use --device cpu")
-            }
-        }
-        throw ValidationError("--device \(device): expected cpu, cuda or cuda:N")
+        let configuration = try configuration()
+        configuration.announce()
+        return try configuration.makeBackend()
     }
 }
 

@@ -30,7 +30,9 @@ struct Selftest: ParsableCommand {
         let backend: any Backend = try reportingErrors {
             if let cuda = try device.makeBackend() as? CUDABackend {
                 // Poisoned outputs: an element a kernel forgets to write shows up as NaN.
-                let poisoned = try CUDABackend(options: .init(device: cuda.options.device, poisonOutputs: true))
+                var options = cuda.options
+                options.poisonOutputs = true
+                let poisoned = try CUDABackend(options: options)
                 print("device: \(poisoned.name) \(poisoned.deviceName), sm \(poisoned.computeCapability.major)."
                       + "\(poisoned.computeCapability.minor), \(poisoned.multiprocessorCount) SMs")
                 print("compiler: \(poisoned.compilerDescription); matmul: \(poisoned.matmulDescription)")
@@ -42,8 +44,9 @@ struct Selftest: ParsableCommand {
         var results = BackendConformance.run(on: backend, seed: seed, only: ops)
         if fallbackKernels, let cuda = backend as? CUDABackend {
             let kernel = try reportingErrors {
-                try CUDABackend(options: .init(device: cuda.options.device, poisonOutputs: true, matmul: .kernel,
-                                               attention: .kernel))
+                var options = cuda.options
+                (options.poisonOutputs, options.matmul, options.attention) = (true, .kernel, .kernel)
+                return try CUDABackend(options: options)
             }
             let kernelOps: Set = ["linear", "conv2d", "attention"]
             results += BackendConformance.run(on: kernel, seed: seed, only: (ops ?? kernelOps).intersection(kernelOps)).map {
@@ -66,8 +69,9 @@ struct Selftest: ParsableCommand {
             try reportingErrors {
                 try printTimings(on: backend)
                 if let cuda = backend as? CUDABackend {
-                    let kernel = try CUDABackend(options: .init(device: cuda.options.device, matmul: .kernel,
-                                                                attention: .kernel))
+                    var options = cuda.options
+                    (options.matmul, options.attention) = (.kernel, .kernel)
+                    let kernel = try CUDABackend(options: options)
                     print("fallback kernels (gemm.cu, attention.cu):")
                     try printTimings(on: kernel, only: ["linear 4608x3072x3072 +bias", "attention (1, 4608, 24, 128)",
                                                         "conv2d 3x3 (1, 128, 512, 512) -> 128 +bias"])

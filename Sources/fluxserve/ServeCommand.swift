@@ -134,11 +134,14 @@ struct Serve: AsyncParsableCommand {
             config.shutdownGrace = shutdownGrace
             config.version = fluxServeVersion
 
+            // Bad backend options stop the service before it listens; the line says what the workers will use.
+            let backendConfiguration = try device.configuration()
+            backendConfiguration.announce()
             let components = try model.resolve()
             let device = self.device
             let generator = try PipelineGenerator(
                 modelName: model.name, components: components, quantization: quantization.quantize,
-                makeBackend: { try device.makeBackend() },
+                makeBackend: { try backendConfiguration.makeBackend() },
                 memoryProbe: { backend in
                     guard let cuda = backend as? CUDABackend, let memory = try? cuda.memoryInfo() else { return nil }
                     return (memory.total - memory.free, memory.total)

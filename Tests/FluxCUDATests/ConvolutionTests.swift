@@ -6,7 +6,7 @@ import Testing
 
 /// The cuDNN convolution plumbing up to what needs a GPU: settings, shapes and strides, and every graph conv2d can
 /// build (both layouts, the three bias modes, asymmetric padding, stride 2, 1×1, odd channel counts) finalized by
-/// cuDNN itself. Needs libcudnn.so.9 only (FLUXSERVE_LIBCUDNN or the standard folders); skipped, visibly, without it.
+/// cuDNN itself. Needs libcudnn.so.9 only (in the standard folders or on the loader path); skipped, visibly, without it.
 /// The numbers are checked on the device by `fluxserve selftest --device cuda` (conv2d cases against the CPU).
 @Suite struct ConvolutionTests {
     typealias Shape = CuDNNConvolution.Shape
@@ -17,16 +17,31 @@ import Testing
     }
 
     @Test func settingsParse() throws {
-        #expect(try ConvolutionSettings(nil) == ConvolutionSettings())
-        #expect(try ConvolutionSettings("") == ConvolutionSettings())
-        #expect(try ConvolutionSettings("im2col").enabled == false)
-        let nhwc = try ConvolutionSettings(" NHWC , fused,first,configs=5,nortc")
+        #expect(try ConvolutionSettings(parsing: "", option: "--conv") == ConvolutionSettings())
+        #expect(try ConvolutionSettings(parsing: "im2col", option: "--conv").enabled == false)
+        let nhwc = try ConvolutionSettings(parsing: " NHWC , fused,first,configs=5,nortc", option: "--conv")
         #expect(nhwc.layouts == [.nhwc])
         #expect(nhwc.biasModes == [.fused])
         #expect(nhwc.tune == false && nhwc.runtimeCompiled == false && nhwc.configsPerGraph == 5)
-        #expect(try ConvolutionSettings("nchw,accumulate").biasModes == [.accumulate])
-        #expect(throws: TensorError.self) { try ConvolutionSettings("nhcw") }
-        #expect(throws: TensorError.self) { try ConvolutionSettings("configs=0") }
+        #expect(try ConvolutionSettings(parsing: "nchw,accumulate", option: "--conv").biasModes == [.accumulate])
+        #expect(throws: CUDAOptionError.self) { try ConvolutionSettings(parsing: "nhcw", option: "--conv") }
+        #expect(throws: CUDAOptionError.self) { try ConvolutionSettings(parsing: "configs=0", option: "--conv") }
+        do {
+            _ = try ConvolutionSettings(parsing: "nchw,nhcw", option: "FLUXSERVE_CONV")
+            Issue.record("'nhcw' accepted")
+        } catch {
+            #expect("\(error)".hasPrefix("FLUXSERVE_CONV 'nhcw': expected auto, im2col"), "\(error)")
+        }
+    }
+
+    /// The `config:` line's words parse back to the same settings.
+    @Test func summaryParsesBack() throws {
+        for text in ["", "auto", "im2col", "nchw,first", "nhwc,nchw,accumulate,nortc,configs=5", "fused"] {
+            let settings = try ConvolutionSettings(parsing: text, option: "--conv")
+            #expect(try ConvolutionSettings(parsing: settings.summary, option: "--conv") == settings, "\(text) → \(settings.summary)")
+        }
+        #expect(ConvolutionSettings().summary == "auto")
+        #expect(try ConvolutionSettings(parsing: "off", option: "--conv").summary == "im2col")
     }
 
     @Test func shapesAndStrides() {

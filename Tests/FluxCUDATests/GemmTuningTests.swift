@@ -4,42 +4,64 @@ import Testing
 
 @testable import FluxCUDA
 
-/// The host side of choosing a cuBLASLt algorithm per product shape: `FLUXSERVE_GEMM_TUNE`, reading the heuristic's
+/// The host side of choosing a cuBLASLt algorithm per product shape: the `--gemm-tune` words, reading the heuristic's
 /// result array, choosing from timings, the scratch output's size and the report lines. The timing itself and the
 /// products of every candidate need a GPU: `fluxserve selftest --device cuda` and `fluxserve bench --profile` there.
 @Suite struct GemmTuningTests {
     @Test func settingsParse() throws {
         let defaults = GemmTuneSettings()
         #expect(defaults.enabled && defaults.candidates == 8 && defaults.repeats == 3 && !defaults.log)
-        #expect(try GemmTuneSettings(nil) == defaults)
-        #expect(try GemmTuneSettings("") == defaults)
-        #expect(try GemmTuneSettings("1") == defaults)
-        #expect(try GemmTuneSettings(" ON ") == defaults)
-        for off in ["0", "off", "false", "no", "first"] { #expect(try GemmTuneSettings(off).enabled == false) }
-        let custom = try GemmTuneSettings("candidates=16, repeats=5,log")
+        #expect(try GemmTuneSettings(parsing: "", option: "--gemm-tune") == defaults)
+        #expect(try GemmTuneSettings(parsing: "1", option: "--gemm-tune") == defaults)
+        #expect(try GemmTuneSettings(parsing: " ON ", option: "--gemm-tune") == defaults)
+        for off in ["0", "off", "false", "no", "first"] { #expect(try GemmTuneSettings(parsing: off, option: "--gemm-tune").enabled == false) }
+        let custom = try GemmTuneSettings(parsing: "candidates=16, repeats=5,log", option: "--gemm-tune")
         #expect(custom.enabled && custom.candidates == 16 && custom.repeats == 5 && custom.log)
-        #expect(try GemmTuneSettings("0,log").log)
-        #expect(try GemmTuneSettings("all").minimumFlops == 0)
-        #expect(try GemmTuneSettings("all,pick=3").pick == 3)
-        #expect(try GemmTuneSettings("pick=0").pick == 0)
+        #expect(try GemmTuneSettings(parsing: "0,log", option: "--gemm-tune").log)
+        #expect(try GemmTuneSettings(parsing: "all", option: "--gemm-tune").minimumFlops == 0)
+        #expect(try GemmTuneSettings(parsing: "all,pick=3", option: "--gemm-tune").pick == 3)
+        #expect(try GemmTuneSettings(parsing: "pick=0", option: "--gemm-tune").pick == 0)
         for bad in ["2", "candidates=0", "candidates=33", "repeats=0", "repeats=x", "fast", "0;log", "pick=32",
                     "pick=-1"] {
-            #expect(throws: TensorError.self) { try GemmTuneSettings(bad) }
+            #expect(throws: CUDAOptionError.self) { try GemmTuneSettings(parsing: bad, option: "--gemm-tune") }
         }
     }
 
+    /// A bad word is refused with one line naming where it came from (the flag or its environment alias).
+    @Test func refusalNamesTheOption() {
+        for option in ["--gemm-tune", "FLUXSERVE_GEMM_TUNE"] {
+            do {
+                _ = try GemmTuneSettings(parsing: "on,fast", option: option)
+                Issue.record("'fast' accepted")
+            } catch {
+                #expect("\(error)".hasPrefix("\(option) 'fast': expected 1, on, 0, off"), "\(error)")
+                #expect(!"\(error)".contains("\n"))
+            }
+        }
+    }
+
+    /// The `config:` line's words parse back to the same settings.
+    @Test func summaryParsesBack() throws {
+        for text in ["", "0", "candidates=16,repeats=5,log", "all,pick=3", "off,all"] {
+            let settings = try GemmTuneSettings(parsing: text, option: "--gemm-tune")
+            #expect(try GemmTuneSettings(parsing: settings.summary, option: "x") == settings, "\(text)")
+        }
+        #expect(GemmTuneSettings().summary == "on")
+        #expect(try GemmTuneSettings(parsing: "log,0", option: "x").summary == "off,log")
+    }
+
     @Test func candidatesAskedFor() throws {
-        let on = GemmTuneSettings(), off = try GemmTuneSettings("0")
+        let on = GemmTuneSettings(), off = try GemmTuneSettings(parsing: "0", option: "--gemm-tune")
         let big = 2.0 * 12288 * 4608 * 3072, small = 2.0 * 64 * 64 * 64
         #expect(on.candidates(flops: big) == 8)
         #expect(on.candidates(flops: small) == 1)
         #expect(off.candidates(flops: big) == 1)
-        #expect(try GemmTuneSettings("candidates=3").candidates(flops: big) == 3)
+        #expect(try GemmTuneSettings(parsing: "candidates=3", option: "--gemm-tune").candidates(flops: big) == 3)
         // `all` times small products too; `pick` asks for just enough results to reach its candidate.
-        #expect(try GemmTuneSettings("all").candidates(flops: small) == 8)
-        #expect(try GemmTuneSettings("pick=5").candidates(flops: big) == 6)
-        #expect(try GemmTuneSettings("pick=5").candidates(flops: small) == 1)
-        #expect(try GemmTuneSettings("all,pick=5,0").candidates(flops: small) == 6)
+        #expect(try GemmTuneSettings(parsing: "all", option: "--gemm-tune").candidates(flops: small) == 8)
+        #expect(try GemmTuneSettings(parsing: "pick=5", option: "--gemm-tune").candidates(flops: big) == 6)
+        #expect(try GemmTuneSettings(parsing: "pick=5", option: "--gemm-tune").candidates(flops: small) == 1)
+        #expect(try GemmTuneSettings(parsing: "all,pick=5,0", option: "--gemm-tune").candidates(flops: small) == 6)
     }
 
     @Test func median() {

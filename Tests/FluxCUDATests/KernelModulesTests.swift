@@ -30,10 +30,14 @@ import Testing
 }
 
 @Suite struct KernelCacheTests {
-    @Test func cacheDirectoryFollowsTheEnvironment() {
-        #expect(KernelCache.cacheDirectory(environment: ["FLUXSERVE_CACHE": "/tmp/fs"])?.path == "/tmp/fs/kernels")
-        #expect(KernelCache.cacheDirectory(environment: ["HOME": "/home/u"])?.path
-                == "/home/u/.cache/fluxserve/kernels")
+    /// The cache folder is the backend's option alone (the command line derives its default from `HOME`); none
+    /// by default, so a library user's backend writes nowhere it was not told to.
+    @Test func cacheDirectoryIsAnOption() {
+        #expect(CUDABackend.Options().kernelCacheDirectory == nil)
+        #expect(CUDABackend.Options(kernelCacheDirectory: "/tmp/fs/kernels").kernelCacheDirectory == "/tmp/fs/kernels")
+    }
+
+    @Test func architectures() {
         #expect(KernelCache.architecture((9, 0)) == "sm_90a")
         #expect(KernelCache.architecture((8, 9)) == "sm_89")
         #expect(KernelCache.architecture((10, 0)) == "sm_100")

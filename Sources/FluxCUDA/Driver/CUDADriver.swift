@@ -69,8 +69,8 @@ final class CUDADriver: @unchecked Sendable {
     /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`.
     static let functionMaxDynamicSharedBytes: Int32 = 8
 
-    init(search: LibrarySearch = .fromEnvironment()) throws {
-        let lib = try DynamicLibrary.open(["libcuda.so.1", "libcuda.so"], variable: "FLUXSERVE_LIBCUDA",
+    init(search: LibrarySearch = LibrarySearch()) throws {
+        let lib = try DynamicLibrary.open(["libcuda.so.1", "libcuda.so"], override: search.paths.driver,
                                           what: "no NVIDIA driver", search: search)
         library = lib
         cuInit = try lib.function("cuInit")

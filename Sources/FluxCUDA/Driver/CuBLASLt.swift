@@ -73,10 +73,10 @@ final class CuBLASLt: @unchecked Sendable {
         Handle?, CUdeviceptr, Handle?, UnsafeRawPointer?, CUdeviceptr, Int, CUhandle?
     ) -> Status
 
-    init(search: LibrarySearch = .fromEnvironment()) throws {
+    init(search: LibrarySearch = LibrarySearch()) throws {
         let lib = try DynamicLibrary.open(["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"],
-                                          variable: "FLUXSERVE_LIBCUBLASLT",
-                                          what: "cuBLASLt; set FLUXSERVE_CUDA_LIB_DIR", search: search)
+                                          override: search.paths.cublasLt,
+                                          what: "cuBLASLt; give its folder with --cuda-lib-dir", search: search)
         library = lib
         cublasLtCreate = try lib.function("cublasLtCreate")
         cublasLtGetVersion = try lib.function("cublasLtGetVersion")

@@ -48,8 +48,8 @@ final class CuDNN: @unchecked Sendable {
     private let cudnnBackendFinalize: @convention(c) (Descriptor?) -> Status
     private let cudnnBackendExecute: @convention(c) (OpaquePointer?, Descriptor?, Descriptor?) -> Status
 
-    init(search: LibrarySearch = .fromEnvironment()) throws {
-        let lib = try DynamicLibrary.open(["libcudnn.so.9"], variable: "FLUXSERVE_LIBCUDNN",
+    init(search: LibrarySearch = LibrarySearch()) throws {
+        let lib = try DynamicLibrary.open(["libcudnn.so.9"], override: search.paths.cudnn,
                                           what: "cuDNN 9; attention uses its own kernel", search: search)
         library = lib
         cudnnGetVersion = try lib.function("cudnnGetVersion")

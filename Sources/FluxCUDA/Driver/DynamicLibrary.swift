@@ -9,11 +9,7 @@ import Darwin
 
 /// A shared library opened with `dlopen` at run time, so that nothing links against CUDA at build time.
 ///
-/// Search order for a library (first hit wins):
-/// 1. its own variable (e.g. `FLUXSERVE_LIBNVRTC`): a file, or a folder holding one of its names;
-/// 2. `FLUXSERVE_CUDA_LIB_DIR` (a folder, or several joined by `:`);
-/// 3. the folders of the GPU machines' image (`LibrarySearch.standardDirectories`);
-/// 4. the bare name, which `dlopen` resolves through `LD_LIBRARY_PATH` and the loader cache.
+/// Where it is looked for: `LibrarySearch`, from `CUDABackend.LibraryPaths` (search order there).
 final class DynamicLibrary: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
     /// What was opened: a path, or the bare name resolved by the loader.
@@ -26,11 +22,12 @@ final class DynamicLibrary: @unchecked Sendable {
 
     /// Opens the first of `names` (most preferred first, e.g. `libnvrtc.so.13`, `libnvrtc.so.12`) found on the
     /// search path. `what` explains in the error what a missing library means (e.g. "no NVIDIA driver").
-    static func open(_ names: [String], variable: String, what: String,
-                     search: LibrarySearch = .fromEnvironment()) throws -> DynamicLibrary
+    /// `override` is the library's own entry of `LibraryPaths` (a file or a folder), tried first.
+    static func open(_ names: [String], override: String?, what: String, search: LibrarySearch) throws
+        -> DynamicLibrary
     {
         var tried: [String] = []
-        for candidate in search.candidates(names, variable: variable) {
+        for candidate in search.candidates(names, override: override) {
             tried.append(candidate)
             if let handle = dlopen(candidate, RTLD_NOW | RTLD_LOCAL) {
                 return DynamicLibrary(handle: handle, path: candidate)
@@ -55,8 +52,8 @@ final class DynamicLibrary: @unchecked Sendable {
     }
 }
 
-/// Where `DynamicLibrary` looks, read from the environment (or given by tests).
-struct LibrarySearch: Sendable {
+/// Where `DynamicLibrary` looks: the backend's `LibraryPaths`, then standard folders, then the loader's own search.
+struct LibrarySearch: Sendable, Hashable {
     /// The CUDA 13 image of the GPU machines: toolkit libraries, PyTorch's wheel copies, the distribution's folder.
     static let standardDirectories = [
         "/usr/local/cuda-13.0/targets/x86_64-linux/lib",
@@ -67,28 +64,29 @@ struct LibrarySearch: Sendable {
         "/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib",
     ]
 
-    /// The process environment (or a test's stand-in).
-    var environment: [String: String]
-    /// Folders searched after the variables.
+    /// The backend's overrides and folders (`CUDABackend.Options.libraries`).
+    var paths: CUDABackend.LibraryPaths
+    /// Folders searched after `paths`.
     var directories: [String]
     /// Whether to try the bare name through the loader's own search.
     var useLoaderPath: Bool
 
-    /// Errors list every path tried when `FLUXSERVE_CUDA_DEBUG` is set.
-    var verbose: Bool { environment["FLUXSERVE_CUDA_DEBUG"].map { !$0.isEmpty && $0 != "0" } ?? false }
-
-    static func fromEnvironment() -> LibrarySearch {
-        LibrarySearch(environment: ProcessInfo.processInfo.environment, directories: standardDirectories,
-                      useLoaderPath: true)
+    /// `paths`, then the standard folders and the loader's search (what a backend uses).
+    init(_ paths: CUDABackend.LibraryPaths = .init(), directories: [String] = LibrarySearch.standardDirectories,
+         useLoaderPath: Bool = true) {
+        (self.paths, self.directories, self.useLoaderPath) = (paths, directories, useLoaderPath)
     }
 
-    /// Paths to try, in order, for a library with these file names.
-    func candidates(_ names: [String], variable: String) -> [String] {
+    /// Errors list every path tried (`LibraryPaths.verbose`).
+    var verbose: Bool { paths.verbose }
+
+    /// Paths to try, in order, for a library with these file names and its own override (a file or a folder).
+    func candidates(_ names: [String], override: String?) -> [String] {
         var out: [String] = []
         func addFolder(_ folder: String) {
             for name in names { out.append((folder as NSString).appendingPathComponent(name)) }
         }
-        if let value = environment[variable], !value.isEmpty {
+        if let value = override, !value.isEmpty {
             var isFolder: ObjCBool = false
             if FileManager.default.fileExists(atPath: value, isDirectory: &isFolder), isFolder.boolValue {
                 addFolder(value)
@@ -96,7 +94,7 @@ struct LibrarySearch: Sendable {
                 out.append(value)
             }
         }
-        for folder in (environment["FLUXSERVE_CUDA_LIB_DIR"] ?? "").split(separator: ":") { addFolder(String(folder)) }
+        for folder in paths.directories where !folder.isEmpty { addFolder(folder) }
         for folder in directories where FileManager.default.fileExists(atPath: folder) { addFolder(folder) }
         if useLoaderPath { out.append(contentsOf: names) }
         return out

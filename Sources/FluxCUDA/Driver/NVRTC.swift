@@ -24,10 +24,11 @@ final class NVRTC: @unchecked Sendable {
     private let nvrtcGetProgramLog: @convention(c) (Program?, UnsafeMutablePointer<CChar>) -> Status
     private let nvrtcGetErrorString: @convention(c) (Status) -> UnsafePointer<CChar>?
 
-    init(search: LibrarySearch = .fromEnvironment()) throws {
+    init(search: LibrarySearch = LibrarySearch()) throws {
         let lib = try DynamicLibrary.open(["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"],
-                                          variable: "FLUXSERVE_LIBNVRTC",
-                                          what: "CUDA run-time compiler; set FLUXSERVE_CUDA_LIB_DIR", search: search)
+                                          override: search.paths.nvrtc,
+                                          what: "CUDA run-time compiler; give its folder with --cuda-lib-dir",
+                                          search: search)
         library = lib
         NVRTC.preloadBuiltins(besides: lib.path)
         nvrtcVersion = try lib.function("nvrtcVersion")
