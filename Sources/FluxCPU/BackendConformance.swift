@@ -10,7 +10,7 @@ import Foundation
 /// value is at most 2⁻⁹ ≈ 2.0e-3 of it, so at most that of max |ref|):
 /// - copies (concat, slice, permute, embedding, upsample): bit-exact, threshold 1e-6;
 /// - pointwise ops: one output rounding → 4e-3 (2 roundings' headroom);
-/// - norms, rope, matrix products, convolution: f32 accumulation in another order plus at most two roundings (an
+/// - norms, matrix products, convolution: f32 accumulation in another order plus at most two roundings (an
 ///   activation run after the product re-rounds) → 1e-2;
 /// - attention: as above with softmax and two products → 2e-2, the bf16 tolerance of the project;
 /// - absSum (a scalar, summed in f64 by the CPU): 1e-4;
@@ -18,6 +18,13 @@ import Foundation
 ///   [−4.5, −3], where tanh-GELU and erf-GELU differ by 10–66 %: it proves which GELU a fused epilogue computes
 ///   (cuBLASLt's GELU epilogue measured 2.9e-2 from tanh-GELU there on an H100, our kernels 3e-3).
 /// Rejection cases pass when both backends throw `TensorError.shapeMismatch` for the same bad operand.
+///
+/// Fused ops (`Backend`'s `MARK: Fused ops`) also have composition cases: the backend's implementation against the
+/// composition of basic ops it stands for (`FusedOps`), called explicitly on the same backend, so an override is
+/// checked against what it replaces with the backend's own rounding (on the CPU, which overrides nothing, both are
+/// the same code: error 0). Thresholds (`compositionCases`): copies bit-exact; the GPU's fused passes round once
+/// where the composition rounds each intermediate to bf16 → at most four roundings apart, 4 × 2⁻⁹ ≈ 7.8e-3 → 8e-3,
+/// below the 1e-2 of a 1 % error; fp8 rows as in `fp8Cases`.
 public enum BackendConformance {
     public struct Result: Sendable {
         /// The Backend method (`linear`, `attention`, ...).
@@ -53,6 +60,11 @@ public enum BackendConformance {
     /// The names of the ops the table covers (tests check it against the protocol).
     public static var coveredOps: Set<String> { Set(cases.map(\.op)) }
 
+    /// The ops with a case against their composition (tests check it against the protocol's fused ops).
+    public static var opsCheckedAgainstComposition: Set<String> {
+        Set(cases.filter { $0.composition != nil }.map(\.op))
+    }
+
     // MARK: Cases
 
     enum Output: Sendable {
@@ -76,6 +88,9 @@ public enum BackendConformance {
         var metric: Metric = .relativeToMax
         let inputs: @Sendable (inout ConformanceRandom) -> [HostTensor]
         let body: @Sendable (any Backend, [Tensor]) throws -> Output
+        /// When set, the expected output is this (a fused op's composition, `FusedOps`) run on the backend under
+        /// test, not `body` on the reference backend.
+        var composition: (@Sendable (any Backend, [Tensor]) throws -> Output)? = nil
     }
 
     private static func evaluate(_ c: Case, _ inputs: [HostTensor], _ backend: any Backend,
@@ -84,16 +99,19 @@ public enum BackendConformance {
         func fail(_ note: String) -> Result {
             Result(op: c.op, detail: c.detail, error: .infinity, threshold: c.threshold, passed: false, note: note)
         }
-        func outcome(_ b: any Backend) -> Swift.Result<(shape: [Int], values: [Float]), Error> {
+        func outcome(_ b: any Backend, _ run: @Sendable (any Backend, [Tensor]) throws -> Output)
+            -> Swift.Result<(shape: [Int], values: [Float]), Error>
+        {
             Swift.Result(catching: {
                 let tensors = try inputs.map { try b.upload($0) }
-                switch try c.body(b, tensors) {
+                switch try run(b, tensors) {
                 case let .tensor(t): return (t.shape, try b.download(t).floats())
                 case let .scalar(v): return ([], [v])
                 }
             })
         }
-        let got = outcome(backend), expected = outcome(reference)
+        let got = outcome(backend, c.body)
+        let expected = c.composition.map { outcome(backend, $0) } ?? outcome(reference, c.body)
         if case .rejects = c.metric {
             switch (got, expected) {
             case let (.failure(a as TensorError), .failure(b as TensorError)):
@@ -109,7 +127,7 @@ public enum BackendConformance {
         let out: (shape: [Int], values: [Float]), ref: (shape: [Int], values: [Float])
         switch expected {
         case let .success(v): ref = v
-        case let .failure(e): return fail("reference threw: \(e)")
+        case let .failure(e): return fail("\(c.composition == nil ? "reference" : "composition") threw: \(e)")
         }
         switch got {
         case let .success(v): out = v
@@ -139,9 +157,11 @@ public enum BackendConformance {
     }
 
     private static let copy: Float = 1e-6, pointwise: Float = 4e-3, accumulated: Float = 1e-2, attention: Float = 2e-2
+    /// A fused override against its composition on one backend (see the type's header).
+    private static let fusedComposition: Float = 8e-3
 
     static let cases: [Case] = linearCases + fp8Cases + attentionCases + normCases + pointwiseCases + layoutCases
-        + imageCases + ropeCases + fusedCases + rejectionCases + uploadCases
+        + imageCases + fusedCases + compositionCases + rejectionCases + uploadCases
 
     private static let linearCases: [Case] = {
         var out: [Case] = []
@@ -367,41 +387,53 @@ public enum BackendConformance {
              body: { b, t in .tensor(try b.conv2d(t[0], weight: t[1], bias: t[2], stride: 1, padding: .all(1))) }),
     ]
 
-    private static let ropeCases: [Case] = [
-        Case(op: "rope", detail: "x[2,6,3,8] cos/sin[6,4]", threshold: accumulated,
-             inputs: { r in
-                 let angles = (0..<24).map { Float($0 / 4) * pow(10_000, -Float($0 % 4) / 4) }
-                 return [r.tensor([2, 6, 3, 8]), HostTensor(angles.map { roundedToBF16(cos($0)) }, shape: [6, 4]),
-                         HostTensor(angles.map { roundedToBF16(sin($0)) }, shape: [6, 4])]
-             },
-             body: { b, t in .tensor(try b.rope(t[0], cos: t[1], sin: t[2])) }),
-    ]
+    /// Streams of (B, Sᵢ, 3·H·D) projections with scales near 1, and a cos/sin table over the joint length; against
+    /// the reference backend, or against the composition on the same backend.
+    private static func attentionInputsCase(_ detail: String, batch: Int, lengths: [Int], heads: Int, dim: Int,
+                                            againstComposition: Bool = false) -> Case
+    {
+        @Sendable func run(_ b: any Backend, _ t: [Tensor], composed: Bool) throws -> Output {
+            let streams = lengths.indices.map { QKVProjection(qkv: t[3 * $0], queryScale: t[3 * $0 + 1],
+                                                              keyScale: t[3 * $0 + 2]) }
+            let (cos, sin) = (t[t.count - 2], t[t.count - 1])
+            let out = composed
+                ? try FusedOps.attentionInputs(on: b, streams, heads: heads, eps: 1e-6, cos: cos, sin: sin)
+                : try b.attentionInputs(streams, heads: heads, eps: 1e-6, cos: cos, sin: sin)
+            return .tensor(try b.concat([out.q, out.k, out.v], axis: 0))
+        }
+        var c = Case(op: "attentionInputs", detail: detail + (againstComposition ? " vs composition" : ""),
+                     threshold: againstComposition ? fusedComposition : accumulated,
+                     inputs: { r in
+                         lengths.flatMap { [r.tensor([batch, $0, 3 * heads * dim], scale: 2),
+                                            r.tensor([dim], offset: 1), r.tensor([dim], offset: 1)] }
+                             + [r.tensor([lengths.reduce(0, +), dim / 2]), r.tensor([lengths.reduce(0, +), dim / 2])]
+                     },
+                     body: { b, t in try run(b, t, composed: false) })
+        if againstComposition { c.composition = { b, t in try run(b, t, composed: true) } }
+        return c
+    }
+
+    /// `linear(concatenating:)` with a bias: against the reference backend, or against the composition.
+    private static func concatenatedLinearCase(_ detail: String, parts: [[Int]], n: Int, activation: Activation,
+                                               againstComposition: Bool = false) -> Case
+    {
+        let k = parts.reduce(0) { $0 + ($1.last ?? 0) }
+        @Sendable func run(_ b: any Backend, _ t: [Tensor], composed: Bool) throws -> Output {
+            let (parts, weight, bias) = (Array(t.dropLast(2)), t[t.count - 2], t[t.count - 1])
+            return .tensor(composed
+                ? try FusedOps.linear(on: b, concatenating: parts, weight: weight, bias: bias, activation: activation)
+                : try b.linear(concatenating: parts, weight: weight, bias: bias, activation: activation))
+        }
+        var c = Case(op: "linear", detail: detail + (againstComposition ? " vs composition" : ""),
+                     threshold: againstComposition ? fusedComposition : accumulated,
+                     inputs: { r in parts.map { r.tensor($0) } + [r.tensor([n, k], scale: 0.3), r.tensor([n])] },
+                     body: { b, t in try run(b, t, composed: false) })
+        if againstComposition { c.composition = { b, t in try run(b, t, composed: true) } }
+        return c
+    }
 
     /// The fused ops against their plain compositions on the reference.
     private static let fusedCases: [Case] = {
-        /// Streams of (B, Sᵢ, 3·H·D) projections with scales near 1, and a cos/sin table over the joint length.
-        func attentionInputsCase(_ detail: String, batch: Int, lengths: [Int], heads: Int, dim: Int) -> Case {
-            Case(op: "attentionInputs", detail: detail, threshold: accumulated,
-                 inputs: { r in
-                     lengths.flatMap { [r.tensor([batch, $0, 3 * heads * dim], scale: 2), r.tensor([dim], offset: 1),
-                                        r.tensor([dim], offset: 1)] }
-                         + [r.tensor([lengths.reduce(0, +), dim / 2]), r.tensor([lengths.reduce(0, +), dim / 2])]
-                 },
-                 body: { b, t in
-                     let streams = lengths.indices.map { QKVProjection(qkv: t[3 * $0], queryScale: t[3 * $0 + 1],
-                                                                       keyScale: t[3 * $0 + 2]) }
-                     let out = try b.attentionInputs(streams, heads: heads, eps: 1e-6, cos: t[t.count - 2],
-                                                     sin: t[t.count - 1])
-                     return .tensor(try b.concat([out.q, out.k, out.v], axis: 0))
-                 })
-        }
-        func concatenatedLinearCase(_ detail: String, parts: [[Int]], n: Int, activation: Activation) -> Case {
-            let k = parts.reduce(0) { $0 + ($1.last ?? 0) }
-            return Case(op: "linear", detail: detail, threshold: accumulated,
-                        inputs: { r in parts.map { r.tensor($0) } + [r.tensor([n, k], scale: 0.3), r.tensor([n])] },
-                        body: { b, t in .tensor(try b.linear(concatenating: Array(t.dropLast(2)), weight: t[t.count - 2],
-                                                              bias: t[t.count - 1], activation: activation)) })
-        }
         return [
             // Not a Backend op: the optional `RandomFill` both backends offer. The same streams, up to a rare tie of
             // the bf16 rounding (f64 libm differs by an ulp), hence the pointwise limit.
@@ -529,6 +561,78 @@ struct ConformanceRandom {
 }
 
 extension BackendConformance {
+    /// `quantizeRows(concatenating:)` (or, with one part and `single`, the basic `quantizeRows`): the e4m3 values or
+    /// the scales; against the reference backend, or against the composition.
+    fileprivate static func rowsCase(_ detail: String, parts: [[Int]], scales: Bool, single: Bool = false,
+                                     againstComposition: Bool = false) -> Case
+    {
+        @Sendable func run(_ b: any Backend, _ t: [Tensor], composed: Bool) throws -> Output {
+            let q = single ? try b.quantizeRows(t[0])
+                : composed ? try FusedOps.quantizeRows(on: b, concatenating: t) : try b.quantizeRows(concatenating: t)
+            return .tensor(scales ? q.scales : q.values)
+        }
+        var c = Case(op: "quantizeRows", detail: detail + (againstComposition ? " vs composition" : ""),
+                     threshold: copy,
+                     inputs: { r in parts.map { r.tensor($0) } },
+                     body: { b, t in try run(b, t, composed: false) })
+        if againstComposition { c.composition = { b, t in try run(b, t, composed: true) } }
+        return c
+    }
+
+    /// The GPU quantizes normalised values that differ from the CPU's in the last bits (f32 sums in another
+    /// order in the fused pass; rounded to bf16 first in the narrow-row path and in the composition), so a value
+    /// next to an e4m3 rounding boundary may land one step (1/16 of it) away. Rows are compared through a product,
+    /// whose limit allows a few such steps over short rows (K = 48: measured 3.5e-2 on an H100; a missing shift or
+    /// scale is off by O(1)); the scales at the pointwise limit (they also catch a 1 % error of the rows).
+    fileprivate static func normCase(_ detail: String, x: [Int], n: Int, scales: Bool,
+                                     againstComposition: Bool = false) -> Case
+    {
+        let (batch, dim) = (x[0], x[x.count - 1])
+        @Sendable func run(_ b: any Backend, _ t: [Tensor], composed: Bool) throws -> Output {
+            let q = composed ? try FusedOps.modulatedLayerNormFP8(on: b, t[0], shift: t[1], scale: t[2], eps: 1e-6)
+                : try b.modulatedLayerNormFP8(t[0], shift: t[1], scale: t[2], eps: 1e-6)
+            if scales { return .tensor(q.scales) }
+            return .tensor(try b.linear(q, weight: try b.quantizeFP8(t[3]), bias: nil, activation: .identity))
+        }
+        var c = Case(op: "modulatedLayerNormFP8", detail: detail + (againstComposition ? " vs composition" : ""),
+                     threshold: scales ? pointwise : 5e-2,
+                     inputs: { r in
+                         [r.tensor(x), r.tensor([batch, dim]), r.tensor([batch, dim], scale: 0.5),
+                          r.tensor([n, dim], scale: 0.3)]
+                     },
+                     body: { b, t in try run(b, t, composed: false) })
+        if againstComposition { c.composition = { b, t in try run(b, t, composed: true) } }
+        return c
+    }
+
+    /// Every fused op against its composition on the same backend, on the shapes where the GPU runs its fused path
+    /// (and one where it falls back to the composition itself, which must then agree exactly).
+    fileprivate static let compositionCases: [Case] = [
+        concatenatedLinearCase("concatenating [2,5,128] [2,5,256] w[9,384] +bias", parts: [[2, 5, 128], [2, 5, 256]],
+                               n: 9, activation: .identity, againstComposition: true),
+        concatenatedLinearCase("concatenating [2,33,64] [2,33,40] [2,33,24] w[48,128] +bias",
+                               parts: [[2, 33, 64], [2, 33, 40], [2, 33, 24]], n: 48, activation: .identity,
+                               againstComposition: true),
+        concatenatedLinearCase("concatenating [3,64] [3,200] w[33,264] +bias silu (composition on the GPU too)",
+                               parts: [[3, 64], [3, 200]], n: 33, activation: .silu, againstComposition: true),
+        rowsCase("values of [2,7,48] [2,7,16]", parts: [[2, 7, 48], [2, 7, 16]], scales: false,
+                 againstComposition: true),
+        rowsCase("scales of [2,7,48] [2,7,16]", parts: [[2, 7, 48], [2, 7, 16]], scales: true,
+                 againstComposition: true),
+        rowsCase("values of [3,5,13] [3,5,6] [3,5,7] (three parts)", parts: [[3, 5, 13], [3, 5, 6], [3, 5, 7]],
+                 scales: false, againstComposition: true),
+        normCase("x[2,37,768] then w[64,768] (one fused pass)", x: [2, 37, 768], n: 64, scales: false,
+                 againstComposition: true),
+        normCase("scales of x[2,37,768] (one fused pass)", x: [2, 37, 768], n: 64, scales: true,
+                 againstComposition: true),
+        attentionInputsCase("streams [2,3,90] [2,5,90], 3 heads × 10 (pairs)", batch: 2, lengths: [3, 5], heads: 3,
+                            dim: 10, againstComposition: true),
+        attentionInputsCase("streams [2,5,1536] [2,33,1536], 4 heads × 128 (rows in fours)", batch: 2,
+                            lengths: [5, 33], heads: 4, dim: 128, againstComposition: true),
+        attentionInputsCase("streams [2,1,288] [2,6,288], 1 head × 96", batch: 2, lengths: [1, 6], heads: 1, dim: 96,
+                            againstComposition: true),
+    ]
+
     /// fp8 (Quantization.swift): both backends quantize the same bf16 numbers with the same IEEE division and
     /// rounding, so the e4m3 values and scales must agree exactly; products then differ only by accumulation order
     /// (the GPU's fp8 tensor cores) and the output rounding → the matrix-product limit. Shapes: FLUX-like multiples of
@@ -561,38 +665,13 @@ extension BackendConformance {
                                                         bias: bias ? t[t.count - 1] : nil, activation: activation))
                         })
         }
-        func rowsCase(_ detail: String, parts: [[Int]], scales: Bool) -> Case {
-            Case(op: "quantizeRows", detail: detail, threshold: copy,
-                 inputs: { r in parts.map { r.tensor($0) } },
-                 body: { b, t in
-                     let q = try b.quantizeRows(t)
-                     return .tensor(scales ? q.scales : q.values)
-                 })
-        }
-        /// The GPU quantizes normalised values that differ from the CPU's in the last bits (f32 sums in another
-        /// order in the fused pass; rounded to bf16 first in the narrow-row path), so a value next to an e4m3
-        /// rounding boundary may land one step (1/16 of it) away. Rows are compared through a product, whose limit
-        /// allows a few such steps over short rows (K = 48: measured 3.5e-2 on an H100; a missing shift or scale is
-        /// off by O(1)); the scales at the pointwise limit.
-        func normCase(_ detail: String, x: [Int], n: Int, scales: Bool) -> Case {
-            let (batch, dim) = (x[0], x[x.count - 1])
-            return Case(op: "modulatedLayerNormFP8", detail: detail, threshold: scales ? pointwise : 5e-2,
-                        inputs: { r in
-                            [r.tensor(x), r.tensor([batch, dim]), r.tensor([batch, dim], scale: 0.5),
-                             r.tensor([n, dim], scale: 0.3)]
-                        },
-                        body: { b, t in
-                            let q = try b.modulatedLayerNormFP8(t[0], shift: t[1], scale: t[2], eps: 1e-6)
-                            if scales { return .tensor(q.scales) }
-                            return .tensor(try b.linear(q, weight: try b.quantizeFP8(t[3]), bias: nil,
-                                                        activation: .identity))
-                        })
-        }
         return [
             rowsCase("values of [2,7,48] [2,7,16]", parts: [[2, 7, 48], [2, 7, 16]], scales: false),
             rowsCase("scales of [2,7,48] [2,7,16]", parts: [[2, 7, 48], [2, 7, 16]], scales: true),
             rowsCase("values of [3,5,13] [3,5,6] [3,5,7] (three parts)", parts: [[3, 5, 13], [3, 5, 6], [3, 5, 7]],
                      scales: false),
+            rowsCase("values of [3,5,40] (one tensor)", parts: [[3, 5, 40]], scales: false, single: true),
+            rowsCase("scales of [3,5,40] (one tensor)", parts: [[3, 5, 40]], scales: true, single: true),
             normCase("x[2,37,768] then w[64,768] (one fused pass)", x: [2, 37, 768], n: 64, scales: false),
             normCase("scales of x[2,37,768] (one fused pass)", x: [2, 37, 768], n: 64, scales: true),
             normCase("x[2,9,48] then w[32,48] (norm, then quantizeRows)", x: [2, 9, 48], n: 32, scales: false),

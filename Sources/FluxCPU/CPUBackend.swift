@@ -18,4 +18,7 @@ public final class CPUBackend: Backend {
         return HostTensor(copying: UnsafeRawBufferPointer(start: x, count: tensor.count * 4),
                           shape: tensor.shape, dtype: .f32)
     }
+
+    /// Ops run to completion when called: nothing to wait for.
+    public func synchronize() throws {}
 }

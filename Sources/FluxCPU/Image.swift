@@ -3,9 +3,11 @@ import FluxCore
 extension CPUBackend {
     /// Convolution as im2col + one matrix product per image: columns (Cin·kh·kw, Ho·Wo), then
     /// out (Cout, Ho·Wo) = weight (Cout, Cin·kh·kw) · columns.
-    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding p: Padding2D) throws -> Tensor {
+    public func uncheckedConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding p: Padding2D) throws
+        -> Tensor
+    {
         let op = "conv2d"
-        let g = try OpShapes.conv2d(x, weight: weight, bias: bias, stride: stride, padding: p)
+        let g = OpShapes.Convolution(x, weight: weight, stride: stride, padding: p)
         let (batch, channels, height, width) = (g.batch, g.channels, g.height, g.width)
         let (outChannels, kh, kw, outHeight, outWidth) = (g.outChannels, g.kernelHeight, g.kernelWidth, g.outHeight,
                                                           g.outWidth)
@@ -39,14 +41,10 @@ extension CPUBackend {
         return out
     }
 
-    public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
-                          activation: Activation) throws -> Tensor {
+    public func uncheckedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
+                                   activation: Activation) throws -> Tensor {
         let op = "groupNorm"
-        try expect(x.rank >= 2 && groups > 0 && x.shape[1] % groups == 0, op, "x", x.shape,
-                   "(B, C, ...) with C divisible by \(groups) groups")
         let (batch, channels) = (x.shape[0], x.shape[1])
-        try expect(weight.shape == [channels], op, "weight", weight.shape, "[\(channels)]")
-        try expect(bias.shape == [channels], op, "bias", bias.shape, "[\(channels)]")
         let spatial = x.count / max(batch * channels, 1), perGroup = channels / groups * spatial
         let (out, y) = empty(x.shape)
         let shared = UncheckedSendable((try values(x, op), try values(weight, op), try values(bias, op), y))
@@ -64,9 +62,8 @@ extension CPUBackend {
         return out
     }
 
-    public func upsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor {
+    public func uncheckedUpsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor {
         let op = "upsampleNearest"
-        try expect(x.rank == 4 && factor >= 1, op, "x", x.shape, "(B, C, H, W) and factor ≥ 1")
         let (planes, height, width) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
         let (out, y) = empty([x.shape[0], x.shape[1], height * factor, width * factor])
         let shared = UncheckedSendable((try values(x, op), y))

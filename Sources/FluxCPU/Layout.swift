@@ -1,9 +1,9 @@
 import FluxCore
 
 extension CPUBackend {
-    public func concat(_ parts: [Tensor], axis: Int) throws -> Tensor {
+    public func uncheckedConcat(_ parts: [Tensor], axis: Int) throws -> Tensor {
         let op = "concat"
-        let split = try OpShapes.concat(parts, axis: axis)
+        let split = OpShapes.AxisSplit(concatenating: parts, axis: axis)
         let (a, outer, inner, shape) = (split.axis, split.outer, split.inner, split.shape)
         let (out, y) = empty(shape)
         let rowOut = shape[a] * inner
@@ -16,9 +16,9 @@ extension CPUBackend {
         return out
     }
 
-    public func slice(_ x: Tensor, axis: Int, start: Int, count: Int) throws -> Tensor {
+    public func uncheckedSlice(_ x: Tensor, axis: Int, start: Int, count: Int) throws -> Tensor {
         let op = "slice"
-        let split = try OpShapes.slice(x, axis: axis, start: start, count: count)
+        let split = OpShapes.AxisSplit(slicing: x, axis: axis, count: count)
         let (a, outer, inner, shape) = (split.axis, split.outer, split.inner, split.shape)
         if let view = x.contiguousSlice(axis: a, start: start, count: count) { return view }
         let (out, y) = empty(shape)
@@ -31,10 +31,8 @@ extension CPUBackend {
 }
 
 extension CPUBackend {
-    public func permute(_ x: Tensor, _ order: [Int]) throws -> Tensor {
+    public func uncheckedPermute(_ x: Tensor, _ order: [Int]) throws -> Tensor {
         let op = "permute", rank = x.rank
-        try expect(order.count == rank && Set(order) == Set(0..<rank), op, "order", order,
-                   "a permutation of 0..<\(rank)")
         let shape = order.map { x.shape[$0] }
         var inStrides = [Int](repeating: 1, count: rank)
         for a in stride(from: rank - 2, through: 0, by: -1) { inStrides[a] = inStrides[a + 1] * x.shape[a + 1] }
@@ -60,14 +58,9 @@ extension CPUBackend {
         return out
     }
 
-    public func embedding(_ table: Tensor, ids: [Int32], shape: [Int]) throws -> Tensor {
+    public func uncheckedEmbedding(_ table: Tensor, ids: [Int32], shape: [Int]) throws -> Tensor {
         let op = "embedding"
-        try expect(table.rank == 2, op, "table", table.shape, "(V, D)")
-        try expect(elementCount(shape) == ids.count, op, "ids", [ids.count], "\(shape)")
-        let (vocabulary, dim) = (table.shape[0], table.shape[1])
-        if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
-            throw TensorError.backend("embedding: token id \(bad) outside the vocabulary of \(vocabulary)")
-        }
+        let dim = table.shape[1]
         let (out, y) = empty(shape + [dim])
         let src = try values(table, op)
         for (i, id) in ids.enumerated() { (y + i * dim).update(from: src + Int(id) * dim, count: dim) }

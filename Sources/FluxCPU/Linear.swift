@@ -1,12 +1,9 @@
 import FluxCore
 
 extension CPUBackend {
-    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
+    public func uncheckedLinear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
         let op = "linear"
-        try expect(weight.rank == 2, op, "weight", weight.shape, "(N, K)")
         let (n, k) = (weight.shape[0], weight.shape[1])
-        try expect(x.rank >= 1 && x.dim(-1) == k, op, "x", x.shape, "(..., \(k))")
-        if let bias { try expect(bias.shape == [n], op, "bias", bias.shape, "[\(n)]") }
         let m = x.count / max(k, 1)
         let (out, y) = empty(Array(x.shape.dropLast()) + [n])
         sgemm(m: m, n: n, k: k, a: try values(x, op), lda: k, b: try values(weight, op), ldb: k, transposedB: true,
@@ -28,38 +25,21 @@ extension CPUBackend {
 }
 
 extension CPUBackend {
-    /// The concatenation, then one product.
-    public func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws
-        -> Tensor
-    {
-        _ = try FusedOpShapes.linearConcatenating(parts, weight: weight, bias: bias)
-        return try linear(try concat(parts, axis: -1), weight: weight, bias: bias, activation: activation)
-    }
-}
-
-extension CPUBackend {
-    /// The concatenation's rows quantized (e4m3 values kept as f32).
-    public func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows {
-        let (leading, _) = try FusedOpShapes.concatenatedRows(parts, op: "quantizeRows")
-        let x = parts.count == 1 ? parts[0] : try concat(parts, axis: -1)
-        let k = x.dim(-1), m = leading.reduce(1, *)
+    /// e4m3 values kept as f32.
+    public func uncheckedQuantizeRows(_ x: Tensor) throws -> QuantizedRows {
+        let k = x.dim(-1), leading = Array(x.shape.dropLast()), m = leading.reduce(1, *)
         let source = try values(x, "quantizeRows")
         let (quantized, q) = empty(leading + [k]), (scales, s) = empty([m])
         quantizeRows(source, rows: m, cols: k, values: q, scales: s)
         return QuantizedRows(values: quantized, scales: scales)
     }
 
-    /// The reference composition: the norm in f32, then its rows quantized.
-    public func modulatedLayerNormFP8(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> QuantizedRows {
-        try quantizeRows([try modulatedLayerNorm(x, shift: shift, scale: scale, eps: eps)])
-    }
-
     /// One f32 product of e4m3 values, then both scales, bias and activation.
-    public func linear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws
-        -> Tensor
+    public func uncheckedLinear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?, activation: Activation)
+        throws -> Tensor
     {
         let op = "linear"
-        let leading = try FusedOpShapes.quantizedLinear(x, weight: weight, bias: bias)
+        let leading = Array(x.values.shape.dropLast())
         let (n, k) = (weight.shape[0], weight.shape[1]), m = leading.reduce(1, *)
         let (out, y) = empty(leading + [n])
         sgemm(m: m, n: n, k: k, a: try values(x.values, op), lda: k, b: try values(weight.values, op), ldb: k,

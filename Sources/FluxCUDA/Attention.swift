@@ -56,9 +56,11 @@ extension CUDABackend {
     /// when it takes the shape; otherwise (T5's bias, CLIP's causal mask) as two cuBLASLt batched products around
     /// `softmax.cu` when the scores are small enough to hold (`scoresByteLimit`); else, or when neither library
     /// runs, the kernel of `attention.cu` (online softmax, f32 math).
-    public func attention(q: Tensor, k: Tensor, v: Tensor, scale: Float, bias: Tensor?, causal: Bool) throws -> Tensor {
+    public func uncheckedAttention(q: Tensor, k: Tensor, v: Tensor, scale: Float, bias: Tensor?, causal: Bool) throws
+        -> Tensor
+    {
         let op = "attention"
-        let (batch, sq, sk, heads, dim) = try OpShapes.attention(q: q, k: k, v: v, bias: bias)
+        let (batch, sq, heads, dim, sk) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3], k.shape[1])
         try expect(dim <= CUDABackend.maxAttentionHeadDim, op, "q", q.shape,
                    "head dim ≤ \(CUDABackend.maxAttentionHeadDim) on \(name)")
         return try locked {

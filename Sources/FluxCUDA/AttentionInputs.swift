@@ -1,12 +1,14 @@
 import FluxCore
 
 extension CUDABackend {
-    /// One launch of `attention_inputs.cu` per stream, each writing its rows of the joint q, k, v.
-    public func attentionInputs(_ streams: [QKVProjection], heads: Int, eps: Float, cos: Tensor, sin: Tensor) throws
-        -> AttentionHeads
+    /// Fused (overrides `FusedOps.attentionInputs`): one launch of `attention_inputs.cu` per stream, each writing its
+    /// rows of the joint q, k, v.
+    public func uncheckedAttentionInputs(_ streams: [QKVProjection], heads: Int, eps: Float, cos: Tensor, sin: Tensor)
+        throws -> AttentionHeads
     {
         let op = "attentionInputs"
-        let (batch, dim, lengths) = try FusedOpShapes.attentionInputs(streams, heads: heads, cos: cos, sin: sin)
+        let g = OpShapes.AttentionInputs(streams, heads: heads)
+        let (batch, dim, lengths) = (g.batch, g.headDim, g.lengths)
         let total = lengths.reduce(0, +)
         return try locked {
             let cp = try pointer(cos, op), sp = try pointer(sin, op)

@@ -1,7 +1,7 @@
 import FluxCore
 
 extension CUDABackend {
-    public func activation(_ x: Tensor, _ kind: Activation) throws -> Tensor {
+    public func uncheckedActivation(_ x: Tensor, _ kind: Activation) throws -> Tensor {
         try locked {
             let xp = try pointer(x, "activation")
             let (out, y) = try empty(x.shape, "activation")
@@ -12,18 +12,15 @@ extension CUDABackend {
         }
     }
 
-    public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "add", kernel: "add_bf16") }
+    public func uncheckedAdd(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "add", kernel: "add_bf16") }
 
-    public func multiply(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+    public func uncheckedMultiply(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         try binary(a, b, "multiply", kernel: "multiply_bf16")
     }
 
-    public func gatedAdd(_ residual: Tensor, _ x: Tensor, gate: Tensor) throws -> Tensor {
+    public func uncheckedGatedAdd(_ residual: Tensor, _ x: Tensor, gate: Tensor) throws -> Tensor {
         let op = "gatedAdd"
-        try expect(residual.rank == 3, op, "residual", residual.shape, "(B, S, D)")
-        try expect(x.shape == residual.shape, op, "x", x.shape, "\(residual.shape)")
-        let (batch, seq, dim) = (residual.shape[0], residual.shape[1], residual.shape[2])
-        try expect(gate.shape == [batch, dim], op, "gate", gate.shape, "[\(batch), \(dim)]")
+        let (seq, dim) = (residual.shape[1], residual.shape[2])
         return try locked {
             let rp = try pointer(residual, op), xp = try pointer(x, op), gp = try pointer(gate, op)
             let (out, y) = try empty(residual.shape, op)
@@ -39,8 +36,7 @@ extension CUDABackend {
     func vectorCount(_ n: Int) -> Int { (n + 7) / 8 }
 
     private func binary(_ a: Tensor, _ b: Tensor, _ op: String, kernel: String) throws -> Tensor {
-        try expect(a.shape == b.shape, op, "b", b.shape, "\(a.shape)")
-        return try locked {
+        try locked {
             let ap = try pointer(a, op), bp = try pointer(b, op)
             let (out, y) = try empty(a.shape, op)
             try launchElements("elementwise", kernel, count: vectorCount(a.count),
@@ -51,7 +47,7 @@ extension CUDABackend {
 }
 
 extension CUDABackend {
-    public func scaleShift(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor {
+    public func uncheckedScaleShift(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor {
         try locked {
             let xp = try pointer(x, "scaleShift")
             let (out, y) = try empty(x.shape, "scaleShift")
@@ -61,9 +57,8 @@ extension CUDABackend {
         }
     }
 
-    public func addScaled(_ a: Tensor, _ b: Tensor, scale: Float) throws -> Tensor {
+    public func uncheckedAddScaled(_ a: Tensor, _ b: Tensor, scale: Float) throws -> Tensor {
         let op = "addScaled"
-        try expect(a.shape == b.shape, op, "b", b.shape, "\(a.shape)")
         return try locked {
             let ap = try pointer(a, op), bp = try pointer(b, op)
             let (out, y) = try empty(a.shape, op)
@@ -74,7 +69,7 @@ extension CUDABackend {
     }
 
     /// Σ|x| in f64 on the device (`reduction.cu`), then one 8-byte copy back: this op waits for the stream.
-    public func absSum(_ x: Tensor) throws -> Float {
+    public func uncheckedAbsSum(_ x: Tensor) throws -> Float {
         try locked {
             let xp = try pointer(x, "absSum")
             guard x.count > 0 else { return 0 }

@@ -6,9 +6,11 @@ extension CUDABackend {
     /// cuDNN as they are, or channels-last copies around it, with the bias added before the one rounding; the first
     /// call of a shape times the candidates. Otherwise (no cuDNN, no engine for the shape, the fallback-kernel
     /// backend, `--conv im2col`) im2col + a matrix product (`convolveByColumns`).
-    public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding p: Padding2D) throws -> Tensor {
+    public func uncheckedConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding p: Padding2D) throws
+        -> Tensor
+    {
         let op = "conv2d"
-        let g = try OpShapes.conv2d(x, weight: weight, bias: bias, stride: stride, padding: p)
+        let g = OpShapes.Convolution(x, weight: weight, stride: stride, padding: p)
         let (batch, channels, height, width) = (g.batch, g.channels, g.height, g.width)
         let (outChannels, kh, kw, outHeight, outWidth) = (g.outChannels, g.kernelHeight, g.kernelWidth, g.outHeight,
                                                           g.outWidth)
@@ -90,14 +92,10 @@ extension CUDABackend {
     /// Statistics per (image, group) in f64 with many blocks per group (`group_stats_bf16`), then one elementwise
     /// pass that normalises, applies weight and bias and the activation. When H·W is a multiple of 8 (every VAE
     /// shape) both passes move 16 bytes per access and the second runs one channel plane per block.
-    public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
-                          activation: Activation) throws -> Tensor {
+    public func uncheckedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
+                                   activation: Activation) throws -> Tensor {
         let op = "groupNorm"
-        try expect(x.rank >= 2 && groups > 0 && x.shape[1] % groups == 0, op, "x", x.shape,
-                   "(B, C, ...) with C divisible by \(groups) groups")
         let (batch, channels) = (x.shape[0], x.shape[1])
-        try expect(weight.shape == [channels], op, "weight", weight.shape, "[\(channels)]")
-        try expect(bias.shape == [channels], op, "bias", bias.shape, "[\(channels)]")
         return try locked {
             let xp = try pointer(x, op), wp = try pointer(weight, op), bp = try pointer(bias, op)
             let (out, y) = try empty(x.shape, op)
@@ -143,9 +141,8 @@ extension CUDABackend {
         }
     }
 
-    public func upsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor {
+    public func uncheckedUpsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor {
         let op = "upsampleNearest"
-        try expect(x.rank == 4 && factor >= 1, op, "x", x.shape, "(B, C, H, W) and factor ≥ 1")
         return try locked {
             let (planes, height, width) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
             let xp = try pointer(x, op)

@@ -20,7 +20,6 @@ enum KernelSources {
         ("quantize", text(PackageResources.quantize_cu)),
         ("random", text(PackageResources.random_cu)),
         ("reduction", text(PackageResources.reduction_cu)),
-        ("rope", text(PackageResources.rope_cu)),
         ("softmax", text(PackageResources.softmax_cu)),
     ]
 

@@ -1,9 +1,9 @@
 import FluxCore
 
 extension CUDABackend {
-    public func concat(_ parts: [Tensor], axis: Int) throws -> Tensor {
+    public func uncheckedConcat(_ parts: [Tensor], axis: Int) throws -> Tensor {
         let op = "concat"
-        let split = try OpShapes.concat(parts, axis: axis)
+        let split = OpShapes.AxisSplit(concatenating: parts, axis: axis)
         let (a, outer, inner, shape) = (split.axis, split.outer, split.inner, split.shape)
         return try locked {
             let sources = try parts.map { try pointer($0, op) }
@@ -21,9 +21,9 @@ extension CUDABackend {
         }
     }
 
-    public func slice(_ x: Tensor, axis: Int, start: Int, count: Int) throws -> Tensor {
+    public func uncheckedSlice(_ x: Tensor, axis: Int, start: Int, count: Int) throws -> Tensor {
         let op = "slice"
-        let split = try OpShapes.slice(x, axis: axis, start: start, count: count)
+        let split = OpShapes.AxisSplit(slicing: x, axis: axis, count: count)
         let (a, outer, inner, shape) = (split.axis, split.outer, split.inner, split.shape)
         if let view = x.contiguousSlice(axis: a, start: start, count: count) { return view }
         return try locked {
@@ -39,10 +39,8 @@ extension CUDABackend {
 }
 
 extension CUDABackend {
-    public func permute(_ x: Tensor, _ order: [Int]) throws -> Tensor {
+    public func uncheckedPermute(_ x: Tensor, _ order: [Int]) throws -> Tensor {
         let op = "permute", rank = x.rank
-        try expect(order.count == rank && Set(order) == Set(0..<rank), op, "order", order,
-                   "a permutation of 0..<\(rank)")
         try expect(rank <= 8, op, "x", x.shape, "rank ≤ 8 on \(name)")
         return try locked {
             let shape = order.map { x.shape[$0] }
@@ -68,15 +66,10 @@ extension CUDABackend {
         }
     }
 
-    /// Gathers rows of `table`; the ids are checked on the host (same error as the CPU) and copied to the device.
-    public func embedding(_ table: Tensor, ids: [Int32], shape: [Int]) throws -> Tensor {
+    /// Gathers rows of `table`; the ids (checked on the host by `embedding`) are copied to the device.
+    public func uncheckedEmbedding(_ table: Tensor, ids: [Int32], shape: [Int]) throws -> Tensor {
         let op = "embedding"
-        try expect(table.rank == 2, op, "table", table.shape, "(V, D)")
-        try expect(elementCount(shape) == ids.count, op, "ids", [ids.count], "\(shape)")
-        let (vocabulary, dim) = (table.shape[0], table.shape[1])
-        if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocabulary }) {
-            throw TensorError.backend("embedding: token id \(bad) outside the vocabulary of \(vocabulary)")
-        }
+        let dim = table.shape[1]
         return try locked {
             let source = try pointer(table, op)
             let (out, y) = try empty(shape + [dim], op)

@@ -170,12 +170,9 @@ extension CUDABackend {
     /// `y = act(x·wᵀ + bias)`. cuBLASLt computes the product with the bias fused in its epilogue, and GELU (tanh) too
     /// when that is the activation; other activations run as one more pass (`bias_activation_bf16`). Without
     /// cuBLASLt, or for a shape it rejects, the tiled kernel of `gemm.cu` does all of it.
-    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
+    public func uncheckedLinear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
         let op = "linear"
-        try expect(weight.rank == 2, op, "weight", weight.shape, "(N, K)")
         let (n, k) = (weight.shape[0], weight.shape[1])
-        try expect(x.rank >= 1 && x.dim(-1) == k, op, "x", x.shape, "(..., \(k))")
-        if let bias { try expect(bias.shape == [n], op, "bias", bias.shape, "[\(n)]") }
         return try locked {
             let m = x.count / max(k, 1)
             let xp = try pointer(x, op), wp = try pointer(weight, op), bp = try optionalPointer(bias, op)
@@ -242,19 +239,19 @@ extension CUDABackend {
 }
 
 extension CUDABackend {
-    /// `linear` over the concatenation of `parts` along the last axis, as one cuBLASLt product per part into the same
-    /// output: the first with the bias epilogue, the rest accumulating with β = 1 (each part's block of weight
-    /// columns is read in place, leading dimension ΣKᵢ). The output is bf16 between the products, so a partial sum
-    /// is rounded once more than by one product. Other activations, no cuBLASLt, or a shape it rejects: the
-    /// concatenation and one `linear`.
-    public func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws
-        -> Tensor
+    /// Fused (overrides `FusedOps.linear(concatenating:)`): `linear` over the concatenation of `parts` along the last
+    /// axis, as one cuBLASLt product per part into the same output: the first with the bias epilogue, the rest
+    /// accumulating with β = 1 (each part's block of weight columns is read in place, leading dimension ΣKᵢ). The
+    /// output is bf16 between the products, so a partial sum is rounded once more than by one product. Other
+    /// activations, no cuBLASLt, or a shape it rejects: the composition (the concatenation and one `linear`).
+    public func uncheckedLinear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation)
+        throws -> Tensor
     {
         let op = "linear"
-        let (leading, widths) = try FusedOpShapes.linearConcatenating(parts, weight: weight, bias: bias)
+        let leading = Array(parts[0].shape.dropLast()), widths = parts.map { $0.dim(-1) }
         let (n, k) = (weight.shape[0], weight.shape[1]), m = leading.reduce(1, *)
         func concatenated() throws -> Tensor {
-            try linear(try concat(parts, axis: -1), weight: weight, bias: bias, activation: activation)
+            try FusedOps.linear(on: self, concatenating: parts, weight: weight, bias: bias, activation: activation)
         }
         guard parts.count > 1, activation == .identity, let engine = matmul, m > 0, n > 0, widths.allSatisfy({ $0 > 0 })
         else { return try concatenated() }

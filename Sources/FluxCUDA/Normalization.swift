@@ -1,23 +1,17 @@
 import FluxCore
 
 extension CUDABackend {
-    public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor {
-        let op = "layerNorm"
-        _ = try OpShapes.rowNorm(op, x, weight: weight, bias: bias)
-        return try normalizeRows(x, op, mode: 0, eps: eps, weight: weight, bias: bias, shift: nil, scale: nil, seq: 0)
+    public func uncheckedLayerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor {
+        try normalizeRows(x, "layerNorm", mode: 0, eps: eps, weight: weight, bias: bias, shift: nil, scale: nil, seq: 0)
     }
 
-    public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor {
-        let op = "rmsNorm"
-        _ = try OpShapes.rowNorm(op, x, weight: weight, bias: nil)
-        return try normalizeRows(x, op, mode: 1, eps: eps, weight: weight, bias: nil, shift: nil, scale: nil, seq: 0)
+    public func uncheckedRmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor {
+        try normalizeRows(x, "rmsNorm", mode: 1, eps: eps, weight: weight, bias: nil, shift: nil, scale: nil, seq: 0)
     }
 
-    public func modulatedLayerNorm(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> Tensor {
-        let op = "modulatedLayerNorm"
-        let seq = try OpShapes.modulatedLayerNorm(x, shift: shift, scale: scale).seq
-        return try normalizeRows(x, op, mode: 0, eps: eps, weight: nil, bias: nil, shift: shift, scale: scale,
-                                 seq: seq)
+    public func uncheckedModulatedLayerNorm(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> Tensor {
+        try normalizeRows(x, "modulatedLayerNorm", mode: 0, eps: eps, weight: nil, bias: nil, shift: shift,
+                          scale: scale, seq: x.shape[1])
     }
 
     /// `norm_rows_x8_bf16` (a block of 128 threads per row, 16-byte accesses, the row in registers) when D % 8 == 0

@@ -2,12 +2,19 @@ import FluxCore
 import Foundation
 
 extension CUDABackend {
-    /// `quantize_rows_e4m3` over up to two parts read in place (so linear2 of the single blocks never concatenates;
-    /// more parts: the rest joined first).
-    public func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows {
+    /// `quantize_rows_e4m3` on the rows of x.
+    public func uncheckedQuantizeRows(_ x: Tensor) throws -> QuantizedRows {
+        try uncheckedQuantizeRows(concatenating: [x])
+    }
+
+    /// Fused (overrides `FusedOps.quantizeRows(concatenating:)`): `quantize_rows_e4m3` over up to two parts read in
+    /// place (so linear2 of the single blocks never concatenates; more parts: the rest joined first).
+    public func uncheckedQuantizeRows(concatenating parts: [Tensor]) throws -> QuantizedRows {
         let op = "quantizeRows"
-        let (leading, widths) = try FusedOpShapes.concatenatedRows(parts, op: op)
-        guard parts.count <= 2 else { return try quantizeRows([parts[0], try concat(Array(parts[1...]), axis: -1)]) }
+        guard parts.count <= 2 else {
+            return try uncheckedQuantizeRows(concatenating: [parts[0], try concat(Array(parts[1...]), axis: -1)])
+        }
+        let leading = Array(parts[0].shape.dropLast()), widths = parts.map { $0.dim(-1) }
         let k = widths.reduce(0, +), m = leading.reduce(1, *)
         return try locked {
             let sources = try parts.map { try pointer($0, op) }
@@ -19,14 +26,16 @@ extension CUDABackend {
         }
     }
 
-    /// `norm_rows_x8_e4m3` (the modulated LayerNorm writing e4m3 rows and their scales) where `normalizeRows` would
-    /// take its wide-row kernel (D % 8 == 0, 512 ≤ D ≤ 4096: FLUX's 3072); else the norm, then `quantizeRows`.
-    public func modulatedLayerNormFP8(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> QuantizedRows {
+    /// Fused (overrides `FusedOps.modulatedLayerNormFP8`): `norm_rows_x8_e4m3` (the modulated LayerNorm writing e4m3
+    /// rows and their scales) where `normalizeRows` would take its wide-row kernel (D % 8 == 0, 512 ≤ D ≤ 4096:
+    /// FLUX's 3072); else the composition (the norm, then `quantizeRows`).
+    public func uncheckedModulatedLayerNormFP8(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws
+        -> QuantizedRows
+    {
         let op = "modulatedLayerNormFP8"
-        let seq = try OpShapes.modulatedLayerNorm(x, shift: shift, scale: scale).seq
-        let dim = x.dim(-1), rows = x.count / max(dim, 1)
+        let seq = x.shape[1], dim = x.dim(-1), rows = x.count / max(dim, 1)
         guard dim % 8 == 0, dim >= 512, dim <= 4096 else {
-            return try quantizeRows([try modulatedLayerNorm(x, shift: shift, scale: scale, eps: eps)])
+            return try FusedOps.modulatedLayerNormFP8(on: self, x, shift: shift, scale: scale, eps: eps)
         }
         return try locked {
             let xp = try pointer(x, op), shiftp = try pointer(shift, op), scalep = try pointer(scale, op)
@@ -44,11 +53,11 @@ extension CUDABackend {
     /// One cuBLASLt fp8 product with the weight's and the rows' scales as outer vectors and bias / GELU in its
     /// epilogue. Where cuBLASLt runs no fp8 product (before compute capability 8.9, or a shape it rejects), both
     /// operands are dequantized to bf16 and the dense `linear` runs: the same quantized numbers, the product in bf16.
-    public func linear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws
-        -> Tensor
+    public func uncheckedLinear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?, activation: Activation)
+        throws -> Tensor
     {
         let op = "linear"
-        let leading = try FusedOpShapes.quantizedLinear(x, weight: weight, bias: bias)
+        let leading = Array(x.values.shape.dropLast())
         let (n, k) = (weight.shape[0], weight.shape[1]), m = leading.reduce(1, *)
         let outcome = try locked { () -> QuantizedProduct in
             let wq = try pointer(weight.values, op, dtype: .f8e4m3), ws = try pointer(weight.scales, op, dtype: .f32)
@@ -87,7 +96,7 @@ extension CUDABackend {
         }
         switch outcome {
         case let .done(out): return out
-        case let .dense(x, w): return try linear(x, weight: w, bias: bias, activation: activation)
+        case let .dense(x, w): return try uncheckedLinear(x, weight: w, bias: bias, activation: activation)
         }
     }
 

@@ -61,28 +61,3 @@ public func quantizeRowsToFloat8E4M3(_ source: UnsafePointer<Float>, rows: Int, 
         for k in 0..<cols { out[k] = roundedToFloat8E4M3(row[k] / scale) }
     }
 }
-
-extension FusedOpShapes {
-    /// `linear(_: QuantizedRows, weight: QuantizedWeight, ...)`: x (..., K) with one scale per row, weight (N, K)
-    /// with scales (N), bias (N). Returns x's leading shape.
-    public static func quantizedLinear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?) throws -> [Int] {
-        guard x.values.rank >= 1, x.scales.shape == [x.values.count / max(x.values.dim(-1), 1)] else {
-            throw TensorError.shapeMismatch(op: "linear", operand: "x scales", shape: x.scales.shape,
-                                            expected: "one per row of \(x.values.shape)")
-        }
-        _ = try quantizedLinear([x.values], weight: weight, bias: bias)
-        return Array(x.values.shape.dropLast())
-    }
-
-    /// `linear(concatenating:weight: QuantizedWeight, ...)`: as the dense form, plus scales (N).
-    public static func quantizedLinear(_ parts: [Tensor], weight: QuantizedWeight, bias: Tensor?) throws
-        -> (leading: [Int], widths: [Int])
-    {
-        let shapes = try linearConcatenating(parts, weight: weight.values, bias: bias)
-        guard weight.scales.shape == [weight.values.shape[0]] else {
-            throw TensorError.shapeMismatch(op: "linear", operand: "weight scales", shape: weight.scales.shape,
-                                            expected: "[\(weight.values.shape[0])]")
-        }
-        return shapes
-    }
-}

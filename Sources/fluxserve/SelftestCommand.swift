@@ -87,12 +87,13 @@ struct Selftest: ParsableCommand {
 
 /// Median wall time of `body` over `repeats` runs after one warm-up, waiting for the device around each run.
 private func medianMilliseconds(_ backend: any Backend, repeats: Int = 10, _ body: () throws -> Tensor) throws -> Double {
-    func sync(_ t: Tensor) throws { if let cuda = backend as? CUDABackend { try cuda.synchronize() } else { _ = t } }
-    try sync(try body())
+    _ = try body()
+    try backend.synchronize()
     var times: [Double] = []
     for _ in 0..<repeats {
         let start = DispatchTime.now().uptimeNanoseconds
-        try sync(try body())
+        _ = try body()
+        try backend.synchronize()
         times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
     }
     return times.sorted()[times.count / 2]
@@ -127,7 +128,11 @@ private func printTimings(on backend: any Backend, only: Set<String>? = nil) thr
     try report("modulatedLayerNorm (1, 4608, 3072)", try medianMilliseconds(backend) {
         try backend.modulatedLayerNorm(x, shift: shift, scale: scale, eps: 1e-6) })
     try report("rmsNorm (1, 4608, 24, 128)", try medianMilliseconds(backend) { try backend.rmsNorm(q, weight: nil, eps: 1e-6) })
-    try report("rope (1, 4608, 24, 128)", try medianMilliseconds(backend) { try backend.rope(q, cos: cosines, sin: sines) })
+    let txtQKV = try random([1, 512, 3 * dim]), imgQKV = try random([1, tokens - 512, 3 * dim])
+    let headScale = try random([128])
+    let streams = [txtQKV, imgQKV].map { QKVProjection(qkv: $0, queryScale: headScale, keyScale: headScale) }
+    try report("attentionInputs (1, 512 + 4096, 24, 128)", try medianMilliseconds(backend) {
+        try backend.attentionInputs(streams, heads: 24, eps: 1e-6, cos: cosines, sin: sines).v })
     try report("gatedAdd (1, 4608, 3072)", try medianMilliseconds(backend) { try backend.gatedAdd(x, x, gate: shift) })
     try report("activation geluTanh (1, 4608, 3072)", try medianMilliseconds(backend) { try backend.activation(x, .geluTanh) })
     // The VAE decoder's largest shapes (1024² image): 3×3 convs at 128 channels, GroupNorm+SiLU, mid-block attention.

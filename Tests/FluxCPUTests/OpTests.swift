@@ -139,26 +139,6 @@ import Testing
         #expect(throws: TensorError.self) { try cpu.concat([ta, try cpu.tensor(b, shape: [3, 4])], axis: 0) }
     }
 
-    @Test func ropeRotatesInterleavedPairs() throws {
-        var rng = SeededGenerator(seed: 6)
-        let (batch, seq, heads, d) = (2, 3, 2, 6)
-        let x = rng.floats(batch * seq * heads * d)
-        let angles = rng.floats(seq * d / 2).map { $0 * 3 }
-        let y = try cpu.floats(cpu.rope(try cpu.tensor(x, shape: [batch, seq, heads, d]),
-                                        cos: try cpu.tensor(angles.map { cos($0) }, shape: [seq, d / 2]),
-                                        sin: try cpu.tensor(angles.map { sin($0) }, shape: [seq, d / 2])))
-        var expected = [Float]()
-        for b in 0..<batch { for s in 0..<seq { for h in 0..<heads { for i in 0..<(d / 2) {
-            let base = ((b * seq + s) * heads + h) * d
-            let angle = Double(angles[s * d / 2 + i])
-            // As a complex product: (re + i·im) · e^{i·angle}.
-            let re = Double(x[base + 2 * i]), im = Double(x[base + 2 * i + 1])
-            expected.append(Float(re * cos(angle) - im * sin(angle)))
-            expected.append(Float(re * sin(angle) + im * cos(angle)))
-        } } } }
-        #expect(relativeError(y, expected) < 1e-5)
-    }
-
     @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
     func attentionMatchesSoftmaxFormula(withBias: Bool, causal: Bool) throws {
         var rng = SeededGenerator(seed: 7)

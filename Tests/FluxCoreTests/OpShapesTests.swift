@@ -45,4 +45,44 @@ import Testing
         #expect(rejects { _ = try OpShapes.rowNorm("layerNorm", t([]), weight: nil, bias: nil) })
         #expect(rejects { _ = try OpShapes.modulatedLayerNorm(t([2, 3, 4]), shift: t([2, 4]), scale: t([1, 4])) })
     }
+
+    /// The rules the backends used to check each on their own, now only here.
+    @Test func productsElementwiseAndLayout() throws {
+        try OpShapes.linear(t([2, 7, 13]), weight: t([5, 13]), bias: t([5]))
+        #expect(rejects { try OpShapes.linear(t([2, 7, 13]), weight: t([5, 12]), bias: nil) })
+        #expect(rejects { try OpShapes.linear(t([2, 7, 13]), weight: t([5, 13]), bias: t([4])) })
+        #expect(rejects { try OpShapes.linear(t([]), weight: t([5, 13]), bias: nil) })
+        let c = try OpShapes.linearConcatenating([t([2, 3, 4]), t([2, 3, 6])], weight: t([5, 10]), bias: nil)
+        #expect(c.leading == [2, 3] && c.widths == [4, 6])
+        #expect(rejects {
+            try OpShapes.linearConcatenating([t([2, 3, 4]), t([2, 3, 6])], weight: t([5, 9]), bias: nil)
+        })
+        #expect(rejects { try OpShapes.concatenatedRows([], op: "quantizeRows") })
+        #expect(rejects { try OpShapes.quantizeRows(t([])) })
+        try OpShapes.gatedAdd(t([2, 3, 5]), t([2, 3, 5]), gate: t([2, 5]))
+        #expect(rejects { try OpShapes.gatedAdd(t([2, 3, 5]), t([2, 3, 5]), gate: t([2, 3])) })
+        #expect(rejects { try OpShapes.sameShape("add", t([2, 3]), t([3, 2])) })
+        try OpShapes.permute(t([2, 3, 4]), [2, 0, 1])
+        #expect(rejects { try OpShapes.permute(t([2, 3, 4]), [0, 1, 1]) })
+        try OpShapes.embedding(t([11, 6]), ids: [0, 10], shape: [2])
+        #expect(rejects { try OpShapes.embedding(t([11, 6]), ids: [0, 10], shape: [3]) })
+        #expect(throws: TensorError.backend("embedding: token id 11 outside the vocabulary of 11")) {
+            try OpShapes.embedding(t([11, 6]), ids: [0, 11], shape: [2])
+        }
+        #expect(rejects { try OpShapes.concat([], axis: 0) })
+        try OpShapes.groupNorm(t([2, 8, 5]), groups: 4, weight: t([8]), bias: t([8]))
+        #expect(rejects { try OpShapes.groupNorm(t([2, 8, 5]), groups: 3, weight: t([8]), bias: t([8])) })
+        #expect(rejects { try OpShapes.upsampleNearest(t([2, 8, 5]), factor: 2) })
+    }
+
+    @Test func attentionInputsGeometry() throws {
+        let stream = { (s: Int) in QKVProjection(qkv: self.t([2, s, 3 * 3 * 10]), queryScale: self.t([10]),
+                                                 keyScale: self.t([10])) }
+        let g = try OpShapes.attentionInputs([stream(3), stream(5)], heads: 3, cos: t([8, 5]), sin: t([8, 5]))
+        #expect(g == OpShapes.AttentionInputs([stream(3), stream(5)], heads: 3))
+        #expect(g.batch == 2 && g.headDim == 10 && g.lengths == [3, 5])
+        #expect(rejects { try OpShapes.attentionInputs([stream(3), stream(5)], heads: 3, cos: t([7, 5]),
+                                                       sin: t([8, 5])) })
+        #expect(rejects { try OpShapes.attentionInputs([], heads: 3, cos: t([0, 5]), sin: t([0, 5])) })
+    }
 }
