@@ -104,7 +104,7 @@ import Testing
             // The v1 schema, as JobStore's first migration made it, with one job in it.
             let queue = try DatabaseQueue(path: dir + "/jobs.sqlite")
             try JobStore.migrator.migrate(queue, upTo: "v1")
-            try queue.write { db in
+            try await queue.write { db in
                 try db.execute(sql: """
                     INSERT INTO job (id, kind, status, parameters, owner, request_fingerprint, created_at)
                     VALUES ('job_old', 'async', 'succeeded', ?, 'anonymous', '{}', 1)
@@ -140,10 +140,11 @@ import Testing
             ErrorShapeTests.expectShape(other, status: .notFound, code: "model_not_found", param: "model", "other model")
         }
         try await withServer(configure: { $0.apiKeys = [Self.keyA] }) { client, _ in
-            #expect(try await client.execute(uri: "/v1/models", method: .get).status == .unauthorized)
-            #expect(try await client.execute(uri: "/v1/models/fake", method: .get).status == .unauthorized)
-            #expect(try await client.execute(uri: "/v1/models", method: .get, headers: Self.bearer(Self.keyA)).status
-                    == .ok)
+            let anonymousList = try await client.execute(uri: "/v1/models", method: .get)
+            let anonymousOne = try await client.execute(uri: "/v1/models/fake", method: .get)
+            let withKey = try await client.execute(uri: "/v1/models", method: .get, headers: Self.bearer(Self.keyA))
+            #expect(anonymousList.status == .unauthorized && anonymousOne.status == .unauthorized)
+            #expect(withKey.status == .ok)
         }
     }
 }
