@@ -1,3 +1,4 @@
+import FluxModel
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -24,6 +25,7 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
     var type: String {
         switch status.code {
         case 401: "authentication_error"
+        case 403: "permission_error"
         case 404: "not_found_error"
         case 429: "rate_limit_error"
         case 500...: "server_error"
@@ -37,6 +39,17 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
             let message: String
             let type: String
             let param: String?
+
+            enum CodingKeys: String, CodingKey { case code, message, type, param }
+
+            // `param` is written as null when absent, as OpenAI does: clients index `error.param` unconditionally.
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(code, forKey: .code)
+                try container.encode(message, forKey: .message)
+                try container.encode(type, forKey: .type)
+                try container.encode(param, forKey: .param)
+            }
         }
         let error: Detail
     }
@@ -49,6 +62,22 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
     // Errors used in several places.
     static func invalidValue(_ param: String, _ message: String) -> APIError {
         APIError(.unprocessableContent, "invalid_value", message, param: param)
+    }
+    /// A value a `GenerationRules` check refused, under the request field that holds it (width and height are
+    /// both in `size`; the image count is OpenAI's `n`).
+    static func invalidValue(_ error: GenerationRuleError) -> APIError {
+        let field: String
+        switch error.parameter {
+        case .prompt: field = "prompt"
+        case .width, .height: field = "size"
+        case .steps: field = "steps"
+        case .guidance: field = "guidance"
+        case .seed: field = "seed"
+        case .cacheThreshold: field = "cache_threshold"
+        case .imageCount: field = "n"
+        }
+        let name = error.parameter == .width || error.parameter == .height ? error.parameter.rawValue : field
+        return invalidValue(field, "\(name) \(error.reason)")
     }
     static func notFound(_ what: String) -> APIError { APIError(.notFound, "not_found", "\(what) not found") }
     static var shuttingDown: APIError {

@@ -6,10 +6,12 @@ import HummingbirdAuth
 /// The accepted Bearer keys. Keys are compared in constant time (in the key's length, whatever the token) and never
 /// logged; a key is known elsewhere only by its name, `key-N` in load order.
 public struct APIKeys: Sendable {
-    private let keys: [(name: String, bytes: [UInt8])]
+    private let keys: [(name: String, bytes: [UInt8], digest: String)]
 
     public init(_ keys: [String]) {
-        self.keys = keys.enumerated().map { ("key-\($0.offset + 1)", Array($0.element.utf8)) }
+        self.keys = keys.enumerated().map { index, key in
+            ("key-\(index + 1)", Array(key.utf8), KeyDigest.hex(Array(key.utf8)))
+        }
     }
 
     public var isEmpty: Bool { keys.isEmpty }
@@ -41,7 +43,7 @@ public struct APIKeys: Sendable {
         let candidate = Array(token.utf8)
         var found: APIKeyIdentity?
         for key in keys where Self.constantTimeEquals(key.bytes, candidate) {
-            found = APIKeyIdentity(name: key.name)
+            found = APIKeyIdentity(name: key.name, keyDigest: key.digest)
         }
         return found
     }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import HummingbirdAuth
 import Logging
@@ -12,17 +15,41 @@ public struct FluxServerApp: Sendable {
     /// Every route, as registered.
     public let routes: [RouteEntry]
 
-    /// Runs until SIGTERM or SIGINT, then shuts down in order: drain (503 for new work, event streams closed, no new
-    /// batches), HTTP server (stops listening, finishes requests in flight), worker (finishes or re-queues the
-    /// running batch), store (checkpointed and closed).
+    /// Runs until SIGTERM or SIGINT, then shuts down in order: drain (503 for new work and `/readyz`, event streams
+    /// closed, no new batches) until the running batch has finished or, past the grace, been re-queued, while the
+    /// HTTP server still answers status reads; then the HTTP server (stops listening, finishes requests in flight),
+    /// the worker, and the store (checkpointed and closed). A taken port is `ServerStartError.portInUse`.
     public func run() async throws {
         let group = ServiceGroup(configuration: .init(
             services: [application, DrainOnShutdown(runtime: runtime)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: runtime.logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch where Self.isAddressInUse(error) {
+            throw ServerStartError.portInUse(host: runtime.config.host, port: runtime.config.port)
+        }
         try runtime.store.close()
         runtime.logger.info("stopped")
+    }
+}
+
+extension FluxServerApp {
+    /// NIO's bind failure for a taken address (the service group passes the listener's error through).
+    static func isAddressInUse(_ error: any Error) -> Bool {
+        if let error = error as? IOError { return error.errnoCode == EADDRINUSE }
+        return false
+    }
+}
+
+/// Why the server could not start listening.
+public enum ServerStartError: Error, CustomStringConvertible, Equatable {
+    case portInUse(host: String, port: Int)
+
+    public var description: String {
+        switch self {
+        case .portInUse(let host, let port): "port \(port) on \(host) is already in use; choose another with --port"
+        }
     }
 }
 
@@ -47,6 +74,7 @@ public func buildApplication(config: ServerConfig, generator: any ImageGenerator
     FilesAPI(runtime: runtime).register(open: open, routes: routes)
     ImagesAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)
     JobsAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)
+    ModelsAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)
 
     let application = Application(
         router: router,

@@ -23,15 +23,17 @@ struct ImageGenerationRequest: StrictDecodable, Codable {
     let guidance: Double?
     let cacheThreshold: Double?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, model, n, size, responseFormat = "response_format", outputFormat = "output_format", quality
         case style, user, background, moderation, outputCompression = "output_compression", seed, steps, guidance
         case cacheThreshold = "cache_threshold"
     }
 
-    static let fields: Set<String> = [
-        "prompt", "model", "n", "size", "response_format", "output_format", "quality", "style", "user", "background",
-        "moderation", "output_compression", "seed", "steps", "guidance", "cache_threshold",
+    static let fields: [String: JSONField] = [
+        "prompt": .string, "model": .string, "n": .integer, "size": .string, "response_format": .string,
+        "output_format": .string, "quality": .string, "style": .string, "user": .string, "background": .string,
+        "moderation": .string, "output_compression": .integer, "seed": .seed, "steps": .integer,
+        "guidance": .number, "cache_threshold": .number,
     ]
 
     enum ResponseFormat: String {
@@ -85,7 +87,7 @@ struct ImagesAPI {
             let submitted = try JSONBody.decode(ImageGenerationRequest.self, from: body)
             let format = try submitted.responseFormatValue()
             let parameters = try submitted.parameters(runtime)
-            let owner = try context.requireIdentity().name
+            let owner = try context.requireIdentity()
             let job = try await generate(parameters, owner: owner, idempotencyKey: try JobsAPI.idempotencyKey(request),
                                          fingerprint: try JobStore.json(submitted))
             let base = baseURL(request, config: runtime.config)
@@ -108,7 +110,7 @@ struct ImagesAPI {
 
     /// Queues a synchronous job and waits for it: the finished job, or an error (503 at shutdown, 504 past
     /// `syncTimeout`, 500 if generation failed).
-    private func generate(_ parameters: JobParameters, owner: String, idempotencyKey: String?, fingerprint: String)
+    private func generate(_ parameters: JobParameters, owner: APIKeyIdentity, idempotencyKey: String?, fingerprint: String)
         async throws -> JobRecord
     {
         let id = JobRecord.newID()

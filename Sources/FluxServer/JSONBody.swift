@@ -1,11 +1,34 @@
+import FluxModel
 import Foundation
 import HTTPTypes
 import Hummingbird
 
 /// A request body type whose fields are known: anything else in the object is refused, so a typo (`step` for
-/// `steps`) is an error, not a silently ignored setting.
+/// `steps`) is an error, not a silently ignored setting. Each field's JSON kind is checked before decoding, so that a
+/// wrong value is answered with the field's name and what it must be.
 protocol StrictDecodable: Decodable {
-    static var fields: Set<String> { get }
+    static var fields: [String: JSONField] { get }
+}
+
+/// What a request field holds in JSON. `null` is left to the decoder (absent for an optional field, an error for a
+/// required one).
+enum JSONField: Sendable {
+    case string
+    /// A whole number (1.0 counts; 1.5 does not).
+    case integer
+    /// Any JSON number.
+    case number
+    /// A whole number in 0…2^64 − 1 (`GenerationRules.seeds`).
+    case seed
+
+    var expected: String {
+        switch self {
+        case .string: "a string"
+        case .integer: "an integer"
+        case .number: "a number"
+        case .seed: "an integer"
+        }
+    }
 }
 
 /// Reads and decodes JSON request bodies with errors a client can act on: 413 past the size limit; 400 for a body
@@ -28,6 +51,8 @@ enum JSONBody {
         APIError(.contentTooLarge, "body_too_large", "request body larger than \(limit) bytes")
     }
 
+    /// The body as `T`, in steps: not empty, UTF-8, JSON syntax, an object, only known fields, each field of its
+    /// kind, then decoded.
     static func decode<T: StrictDecodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         guard !bytes.isEmpty else {
             throw APIError(.badRequest, "invalid_json", "request body is empty; expected a JSON object")
@@ -35,6 +60,8 @@ enum JSONBody {
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw APIError(.badRequest, "invalid_utf8", "request body is not valid UTF-8")
         }
+        // STRICT JSON SYNTAX GOES HERE (duplicate keys, trailing commas: FluxCore's shared strict reader, added by
+        // the lead): one call on `bytes` before they are parsed, throwing 400 `invalid_json`.
         let data = Data(bytes)
         let object: Any
         do {
@@ -45,14 +72,79 @@ enum JSONBody {
         guard let fields = object as? [String: Any] else {
             throw APIError(.badRequest, "invalid_json", "request body must be a JSON object")
         }
-        if let unknown = fields.keys.sorted().first(where: { !T.fields.contains($0) }) {
+        if let unknown = fields.keys.sorted().first(where: { T.fields[$0] == nil }) {
             throw APIError(.badRequest, "unknown_field", "unknown field '\(unknown)'; accepted: "
-                           + T.fields.sorted().joined(separator: ", "), param: unknown)
+                           + T.fields.keys.sorted().joined(separator: ", "), param: unknown)
+        }
+        for name in fields.keys.sorted() {
+            if let kind = T.fields[name], let value = fields[name] { try check(value, of: name, is: kind) }
         }
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {
             throw describe(error)
+        }
+    }
+
+    /// Refuses a field value of the wrong JSON kind (400 `invalid_type`) or a whole number no field of its kind can
+    /// hold (422 `invalid_value`, with the accepted range), naming the field.
+    static func check(_ value: Any, of field: String, is kind: JSONField) throws {
+        func wrongType() -> APIError {
+            APIError(.badRequest, "invalid_type", "field '\(field)' must be \(kind.expected), got \(describe(value: value))",
+                     param: field)
+        }
+        if value is NSNull { return }
+        if kind == .string {
+            guard value is String else { throw wrongType() }
+            return
+        }
+        guard let number = value as? NSNumber, !isBoolean(number) else { throw wrongType() }
+        switch kind {
+        case .string, .number:
+            return
+        case .integer:
+            guard let whole = wholeNumber(number) else { throw wrongType() }
+            guard whole.magnitude <= Double(Int.max) else {
+                throw APIError.invalidValue(field, "\(field) is out of range, got \(number)")
+            }
+        case .seed:
+            guard let whole = wholeNumber(number) else {
+                throw APIError(.badRequest, "invalid_type",
+                               "field 'seed' \(GenerationRules.seedRangeReason(got: "\(number)"))", param: field)
+            }
+            let fits = String(cString: number.objCType) == "Q" || (whole >= 0 && whole < 0x1p64)
+            guard fits else {
+                throw APIError.invalidValue(field, "\(field) \(GenerationRules.seedRangeReason(got: "\(number)"))")
+            }
+        }
+    }
+
+    /// JSON `true`/`false` (Foundation gives them as NSNumber too).
+    private static func isBoolean(_ number: NSNumber) -> Bool {
+        type(of: number) == type(of: NSNumber(value: true)) || String(cString: number.objCType) == "c"
+    }
+
+    /// The number as a Double if it is whole (2, 2.0, 1e30), else nil (1.5).
+    private static func wholeNumber(_ number: NSNumber) -> Double? {
+        switch String(cString: number.objCType) {
+        case "d", "f":
+            let value = number.doubleValue
+            return value.isFinite && value.rounded(.towardZero) == value ? value : nil
+        case "Q":
+            return Double(number.uint64Value)
+        default:
+            return Double(number.int64Value)
+        }
+    }
+
+    /// What a JSON value is, for "got …".
+    private static func describe(value: Any) -> String {
+        switch value {
+        case is String: return "a string"
+        case let number as NSNumber: return isBoolean(number) ? "a boolean" : "\(number)"
+        case is [Any]: return "an array"
+        case is [String: Any]: return "an object"
+        default: return "null"
         }
     }
 

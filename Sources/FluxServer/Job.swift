@@ -25,6 +25,9 @@ public struct JobRecord: Sendable, Equatable {
     public var status: JobStatus
     public var parameters: JobParameters
     public var owner: String
+    /// Hex SHA-256 of the API key that created the job (never the key); nil without authentication and for jobs
+    /// stored before keys were recorded.
+    public var ownerKeyDigest: String? = nil
     public var idempotencyKey: String?
     /// The request as the client sent it (canonical JSON), to tell a retry from a different request under the same
     /// idempotency key.

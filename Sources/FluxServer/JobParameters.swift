@@ -1,3 +1,4 @@
+import FluxModel
 import Foundation
 
 /// The model's settings when a request leaves a field out.
@@ -54,47 +55,49 @@ public struct JobParameters: Codable, Sendable, Equatable {
     }
 
     /// Checks the fields a request gave and fills in the rest. Values of the right type but outside the limits are
-    /// 422 `invalid_value` naming the field.
+    /// 422 `invalid_value` naming the field: first the rules every generation obeys (`GenerationRules`, shared with
+    /// the command line), then this service's own limits (prompt length, steps and images per request).
     /// `guidance` and `cacheThreshold` arrive as doubles, so that 1e300 is "out of range" rather than undecodable.
     static func resolve(prompt: String, n: Int?, size: String?, steps: Int?, guidance: Double?, seed: UInt64?,
                         cacheThreshold: Double?, defaults: ModelDefaults, limits: GenerationLimits) throws -> JobParameters
     {
         let defaults = defaults.within(limits)
-        let trimmed = prompt.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty else { throw APIError.invalidValue("prompt", "prompt must not be empty") }
+        let rules = limits.rules
+        let n = n ?? 1
+        let (width, height) = try parseSize(size, defaults: defaults)
+        let steps = steps ?? defaults.steps
+        let guidance = guidance ?? Double(defaults.guidance)
+        let threshold = cacheThreshold ?? 0
+        // Seeds below 2^53 stay exact in JavaScript clients.
+        let seed = seed ?? UInt64.random(in: 0..<(1 << 53))
+        do throws(GenerationRuleError) {
+            try rules.checkPrompt(prompt)
+            try rules.checkImageCount(n)
+            try rules.checkSize(width: width, height: height)
+            try rules.checkSteps(steps)
+            try rules.checkGuidance(guidance)
+            try rules.checkCacheThreshold(threshold)
+            try rules.checkSeed(seed, imageCount: n)
+        } catch {
+            throw APIError.invalidValue(error)
+        }
         guard prompt.count <= limits.maxPromptCharacters else {
             throw APIError.invalidValue("prompt", "prompt is \(prompt.count) characters; at most "
                                         + "\(limits.maxPromptCharacters)")
         }
-        let n = n ?? 1
-        guard (1...limits.maxImages).contains(n) else {
+        guard n <= limits.maxImages else {
             throw APIError.invalidValue("n", "n must be 1…\(limits.maxImages), got \(n)")
         }
-        let (width, height) = try parseSize(size, defaults: defaults, limits: limits)
-        let steps = steps ?? defaults.steps
-        guard (1...limits.maxSteps).contains(steps) else {
+        guard steps <= limits.maxSteps else {
             throw APIError.invalidValue("steps", "steps must be 1…\(limits.maxSteps), got \(steps)")
-        }
-        let guidance = guidance ?? Double(defaults.guidance)
-        guard guidance.isFinite, guidance >= 0, guidance <= Double(limits.maxGuidance) else {
-            throw APIError.invalidValue("guidance", "guidance must be 0…\(limits.maxGuidance), got \(guidance)")
-        }
-        let threshold = cacheThreshold ?? 0
-        guard threshold.isFinite, threshold >= 0, threshold <= Double(limits.maxCacheThreshold) else {
-            throw APIError.invalidValue("cache_threshold",
-                                        "cache_threshold must be 0…\(limits.maxCacheThreshold), got \(threshold)")
-        }
-        // Seeds below 2^53 stay exact in JavaScript clients.
-        let seed = seed ?? UInt64.random(in: 0..<(1 << 53))
-        guard seed <= UInt64.max - UInt64(n) else {
-            throw APIError.invalidValue("seed", "seed + n must fit in 64 bits")
         }
         return JobParameters(prompt: prompt, n: n, width: width, height: height, steps: steps,
                              guidance: Float(guidance), seed: seed, cacheThreshold: Float(threshold))
     }
 
-    /// "WxH" (OpenAI's form, e.g. "1024x1024"), or "auto"/absent for the model's default size.
-    static func parseSize(_ size: String?, defaults: ModelDefaults, limits: GenerationLimits) throws -> (Int, Int) {
+    /// "WxH" (OpenAI's form, e.g. "1024x1024"), or "auto"/absent for the model's default size. Only the form is
+    /// checked here; multiples of 16 and the size limits are `GenerationRules`.
+    static func parseSize(_ size: String?, defaults: ModelDefaults) throws -> (Int, Int) {
         guard let size, size != "auto" else { return (defaults.width, defaults.height) }
         let parts = size.lowercased().split(separator: "x", omittingEmptySubsequences: false)
         guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.count <= 6 && $0.allSatisfy(\.isASCIIDigit) }),
@@ -102,14 +105,6 @@ public struct JobParameters: Codable, Sendable, Equatable {
         else {
             throw APIError.invalidValue("size", "size must be \"WIDTHxHEIGHT\" (e.g. \"1024x1024\") or \"auto\", got "
                                         + "\"\(size.prefix(40))\"")
-        }
-        for (name, side) in [("width", width), ("height", height)] {
-            guard side % 16 == 0 else {
-                throw APIError.invalidValue("size", "\(name) \(side) is not a multiple of 16")
-            }
-            guard (limits.minSide...limits.maxSide).contains(side) else {
-                throw APIError.invalidValue("size", "\(name) \(side) is outside \(limits.minSide)…\(limits.maxSide)")
-            }
         }
         return (width, height)
     }

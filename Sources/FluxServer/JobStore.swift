@@ -51,6 +51,13 @@ public final class JobStore: Sendable {
                 CREATE INDEX job_finished ON job(finished_at) WHERE finished_at IS NOT NULL;
                 """)
         }
+        // Which key created a job, for listing a caller's jobs. Older rows keep NULL: no key lists them.
+        migrator.registerMigration("v2-owner-key-digest") { db in
+            try db.execute(sql: """
+                ALTER TABLE job ADD COLUMN owner_key_sha256 TEXT;
+                CREATE INDEX job_owner_key ON job(owner_key_sha256, seq);
+                """)
+        }
         return migrator
     }
 
@@ -66,6 +73,39 @@ public final class JobStore: Sendable {
         try await database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM job WHERE owner = ? AND idempotency_key = ?",
                              arguments: [owner, idempotencyKey]).map(Self.record)
+        }
+    }
+
+    /// One page of jobs, newest first: those created with the key whose SHA-256 is `ownerKeyDigest` (every job when
+    /// nil), older than the job `after` when given, at most `limit`. `hasMore` says whether older ones remain; nil
+    /// when `after` names no such job.
+    public func jobs(ownerKeyDigest: String?, after: String?, limit: Int) async throws
+        -> (jobs: [JobRecord], hasMore: Bool)?
+    {
+        try await database.read { db in
+            var conditions: [String] = [], arguments: [(any DatabaseValueConvertible)?] = []
+            if let ownerKeyDigest {
+                conditions.append("owner_key_sha256 = ?")
+                arguments.append(ownerKeyDigest)
+            }
+            if let after {
+                var lookup = "SELECT seq FROM job WHERE id = ?"
+                var lookupArguments: [(any DatabaseValueConvertible)?] = [after]
+                if let ownerKeyDigest {
+                    lookup += " AND owner_key_sha256 = ?"
+                    lookupArguments.append(ownerKeyDigest)
+                }
+                guard let seq = try Int64.fetchOne(db, sql: lookup, arguments: StatementArguments(lookupArguments))
+                else { return nil }
+                conditions.append("seq < ?")
+                arguments.append(seq)
+            }
+            let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+            arguments.append(limit + 1)
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM job\(filter) ORDER BY seq DESC LIMIT ?",
+                                        arguments: StatementArguments(arguments))
+            let jobs = try rows.prefix(limit).map(Self.record)
+            return (jobs, rows.count > limit)
         }
     }
 
@@ -93,11 +133,11 @@ public final class JobStore: Sendable {
                 return .existing(try Self.record(existing))
             }
             try db.execute(sql: """
-                INSERT INTO job (id, kind, status, parameters, owner, idempotency_key, request_fingerprint,
-                                 created_at, attempts)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
+                INSERT INTO job (id, kind, status, parameters, owner, owner_key_sha256, idempotency_key,
+                                 request_fingerprint, created_at, attempts)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
                 """, arguments: [job.id, job.kind.rawValue, job.status.rawValue, try Self.json(job.parameters),
-                                 job.owner, job.idempotencyKey, job.requestFingerprint,
+                                 job.owner, job.ownerKeyDigest, job.idempotencyKey, job.requestFingerprint,
                                  job.createdAt.timeIntervalSince1970])
             return .inserted(job)
         }
@@ -291,7 +331,7 @@ public final class JobStore: Sendable {
         let started: Double? = row["started_at"], finished: Double? = row["finished_at"]
         return JobRecord(
             id: row["id"], kind: kind, status: status, parameters: try decode(JobParameters.self, "parameters"),
-            owner: row["owner"], idempotencyKey: row["idempotency_key"],
+            owner: row["owner"], ownerKeyDigest: row["owner_key_sha256"], idempotencyKey: row["idempotency_key"],
             requestFingerprint: row["request_fingerprint"],
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
             startedAt: started.map(Date.init(timeIntervalSince1970:)),

@@ -12,11 +12,14 @@ struct JobRequest: StrictDecodable, Codable {
     let seed: UInt64?
     let cacheThreshold: Double?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, n, size, steps, guidance, seed, cacheThreshold = "cache_threshold"
     }
 
-    static let fields: Set<String> = ["prompt", "n", "size", "steps", "guidance", "seed", "cache_threshold"]
+    static let fields: [String: JSONField] = [
+        "prompt": .string, "n": .integer, "size": .string, "steps": .integer, "guidance": .number, "seed": .seed,
+        "cache_threshold": .number,
+    ]
 
     func parameters(_ runtime: ServerRuntime) throws -> JobParameters {
         try JobParameters.resolve(prompt: prompt, n: n, size: size, steps: steps, guidance: guidance, seed: seed,
@@ -25,7 +28,56 @@ struct JobRequest: StrictDecodable, Codable {
     }
 }
 
-/// Asynchronous jobs: `POST /v1/jobs` (202, queued), `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}` (cancel),
+/// `GET /v1/jobs` query: `limit` (1…100, default 20) and `after` (a job id: the page starts below it).
+struct JobListQuery {
+    static let defaultLimit = 20, maxLimit = 100
+    let limit: Int
+    let after: String?
+
+    init(_ query: Parameters) throws {
+        if let text = query.get("limit") {
+            guard let value = Int(text) else {
+                throw APIError(.badRequest, "invalid_type", "limit must be an integer, got \"\(text.prefix(20))\"",
+                               param: "limit")
+            }
+            guard (1...Self.maxLimit).contains(value) else {
+                throw APIError.invalidValue("limit", "limit must be 1…\(Self.maxLimit), got \(value)")
+            }
+            limit = value
+        } else {
+            limit = Self.defaultLimit
+        }
+        if let after = query.get("after") {
+            guard after.count <= 64, JobRecord.isValidFileID(Substring(after)) else {
+                throw APIError.invalidValue("after", "after must be a job id")
+            }
+            self.after = after
+        } else {
+            after = nil
+        }
+    }
+}
+
+/// A page of `GET /v1/jobs`, in OpenAI's list form: newest first; `first_id`/`last_id` null when empty.
+struct JobList: Encodable {
+    let data: [JobView]
+    let hasMore: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case object, data, hasMore = "has_more", firstID = "first_id", lastID = "last_id"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode("list", forKey: .object)
+        try container.encode(data, forKey: .data)
+        try container.encode(hasMore, forKey: .hasMore)
+        try container.encode(data.first?.id, forKey: .firstID)
+        try container.encode(data.last?.id, forKey: .lastID)
+    }
+}
+
+/// Asynchronous jobs: `GET /v1/jobs` (the caller's jobs, newest first, paginated), `POST /v1/jobs` (202, queued), `GET /v1/jobs/{id}`, `DELETE /v1/jobs/{id}` (cancel),
 /// `GET /v1/jobs/{id}/events` (server-sent events).
 struct JobsAPI {
     let runtime: ServerRuntime
@@ -39,7 +91,7 @@ struct JobsAPI {
             let submitted = try JSONBody.decode(JobRequest.self, from: body)
             let parameters = try submitted.parameters(runtime)
             let key = try Self.idempotencyKey(request)
-            let owner = try context.requireIdentity().name
+            let owner = try context.requireIdentity()
             switch try await runtime.submit(parameters, kind: .async, owner: owner, idempotencyKey: key,
                                             fingerprint: try JobStore.json(submitted)) {
             case .accepted(let job):
@@ -50,6 +102,18 @@ struct JobsAPI {
                 return try jsonResponse(try await view(job, request), status: .ok,
                                         headers: [.location: "/v1/jobs/\(job.id)"])
             }
+        }
+        routes.add(authenticated, .get, "/v1/jobs", isPublic: false) { request, context in
+            let page = try JobListQuery(request.uri.queryParameters)
+            // With keys, a key sees the jobs it created; without, every job (the identity has no digest).
+            let owner = try context.requireIdentity().keyDigest
+            guard let found = try await runtime.store.jobs(ownerKeyDigest: owner, after: page.after, limit: page.limit)
+            else {
+                throw APIError.invalidValue("after", "after names no job of this caller (expired or never existed)")
+            }
+            var views: [JobView] = []
+            for job in found.jobs { views.append(try await view(job, request)) }
+            return try jsonResponse(JobList(data: views, hasMore: found.hasMore))
         }
         routes.add(authenticated, .get, "/v1/jobs/{id}", isPublic: false) { request, context in
             try jsonResponse(try await view(try await job(context), request))

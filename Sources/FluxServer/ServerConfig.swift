@@ -1,3 +1,4 @@
+import FluxModel
 import Foundation
 
 /// What one request may ask for. Sizes in pixels; the model's own geometry (multiples of 16 for FLUX) is checked too.
@@ -10,9 +11,13 @@ public struct GenerationLimits: Sendable, Equatable {
     /// Prompt length in characters (grapheme clusters).
     public var maxPromptCharacters = 4000
     public var maxGuidance: Float = 30
-    public var maxCacheThreshold: Float = 1
 
     public init() {}
+
+    /// The rules every generation obeys, at these limits' sizes and guidance.
+    var rules: GenerationRules {
+        GenerationRules(sides: minSide...max(minSide, maxSide), guidance: 0...Double(maxGuidance))
+    }
 }
 
 /// Endpoints that may be opened to callers without an API key.

@@ -13,6 +13,8 @@ public final class ServerRuntime: Sendable {
     let generator: any ImageGenerator
     let logger: Logger
     let status = Locked(Status())
+    /// When this process built the runtime: `/v1/models` reports it as the model's `created`.
+    let startedAt = Date()
     /// Control of the running batch, by job id.
     let running = Locked<[String: BatchControl]>([:])
     private let lock: DataDirectoryLock
@@ -22,6 +24,8 @@ public final class ServerRuntime: Sendable {
         var drainStarted: Date?
         /// Recent seconds per image (exponential average), for `Retry-After`.
         var secondsPerImage: Double?
+        /// The worker takes no more batches: its loop ended (queue closed) or it never got to run one.
+        var workerIdle = false
     }
 
     enum Phase: String {
@@ -59,7 +63,7 @@ public final class ServerRuntime: Sendable {
 
     /// Stores a new job and queues it, or returns the job an idempotency key already names. 429 when the queue is
     /// full, 503 while draining, 422 when an idempotency key is reused for a different request.
-    func submit(_ parameters: JobParameters, kind: JobKind, owner: String, idempotencyKey: String?,
+    func submit(_ parameters: JobParameters, kind: JobKind, owner: APIKeyIdentity, idempotencyKey: String?,
                 fingerprint: String, id: String = JobRecord.newID()) async throws -> Submission {
         func check(_ existing: JobRecord) throws -> Submission {
             guard existing.requestFingerprint == fingerprint else {
@@ -68,7 +72,7 @@ public final class ServerRuntime: Sendable {
             }
             return .existing(existing)
         }
-        if let key = idempotencyKey, let existing = try await store.job(owner: owner, idempotencyKey: key) {
+        if let key = idempotencyKey, let existing = try await store.job(owner: owner.name, idempotencyKey: key) {
             return try check(existing)
         }
         guard phase != .draining else { throw APIError.shuttingDown }
@@ -77,8 +81,8 @@ public final class ServerRuntime: Sendable {
             throw APIError(.tooManyRequests, "queue_full", "the queue is full (\(config.maxQueue) jobs); retry later",
                            headers: [.retryAfter: seconds])
         }
-        let record = JobRecord(id: id, kind: kind, status: .queued, parameters: parameters, owner: owner,
-                               idempotencyKey: idempotencyKey, requestFingerprint: fingerprint, createdAt: Date(),
+        let record = JobRecord(id: id, kind: kind, status: .queued, parameters: parameters, owner: owner.name,
+                               ownerKeyDigest: owner.keyDigest, idempotencyKey: idempotencyKey, requestFingerprint: fingerprint, createdAt: Date(),
                                attempts: 0, images: [], timings: [:])
         let outcome: JobStore.InsertOutcome
         do {
@@ -150,6 +154,15 @@ public final class ServerRuntime: Sendable {
         }
         let kept = await queue.depth
         logger.info("draining", metadata: ["queued_jobs_kept": "\(kept)"])
+    }
+
+    /// Returns once the worker has finished (or, past the grace, stopped and re-queued) its batch and takes no more,
+    /// or when the task is cancelled. The HTTP server keeps answering meanwhile: status reads, files, `/readyz`
+    /// (503), and 503 for new work.
+    func waitUntilWorkerIdle() async {
+        while !status.current.workerIdle && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     /// Whether a running batch must stop now: the shutdown grace has run out.

@@ -28,8 +28,9 @@ struct Sweeper: Service {
     }
 }
 
-/// The first service to hear of a graceful shutdown (SIGTERM): it drains the runtime before the HTTP server stops
-/// (see `ServerRuntime.drain`).
+/// The first service to hear of a graceful shutdown (SIGTERM): it drains the runtime (see `ServerRuntime.drain`) and
+/// returns only when the running batch is over, so that the HTTP server, which the service group stops next, keeps
+/// listening through the drain: `/readyz` 503, new work 503 with `Retry-After`, status reads and files answered.
 struct DrainOnShutdown: Service {
     let runtime: ServerRuntime
 
@@ -40,5 +41,7 @@ struct DrainOnShutdown: Service {
             return  // cancelled: the group is going down hard
         }
         await runtime.drain()
+        await runtime.waitUntilWorkerIdle()
+        runtime.logger.info("drained: the worker is idle; stopping the HTTP server")
     }
 }

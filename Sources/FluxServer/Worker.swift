@@ -17,6 +17,8 @@ struct Worker: Service {
     func run() async throws {
         let thread = GenerationThread(name: "fluxserve-worker")
         defer { thread.stop() }
+        // However it ends, the drain waiting on it must not wait for ever.
+        defer { runtime.status.withLock { $0.workerIdle = true } }
         let generator = runtime.generator, logger = runtime.logger
         logger.info("loading model", metadata: ["model": "\(generator.modelName)"])
         let clock = ContinuousClock(), start = clock.now
@@ -44,6 +46,7 @@ struct Worker: Service {
         } onCancelOrGracefulShutdown: {
             Task { await queue.close() }
         }
+        runtime.status.withLock { $0.workerIdle = true }
         // The queue closes when draining begins; stay until this service's own turn to stop, as a service that
         // returns early would end the group without a graceful shutdown.
         try? await gracefulShutdown()
@@ -57,122 +60,179 @@ struct Worker: Service {
         }
     }
 
+    /// One batch, in steps: claim its jobs in the store, prepare the model's request, generate (publishing progress),
+    /// write the PNGs, then finish each job, or fail them / hand them back at shutdown.
     private func runBatch(_ batch: [QueuedJob], on thread: GenerationThread) async {
-        let runtime = self.runtime, logger = runtime.logger, metrics = runtime.metrics
         let control = BatchControl(jobIDs: batch.map(\.id))
         runtime.running.withLock { running in for job in batch { running[job.id] = control } }
         defer { runtime.running.withLock { running in for job in batch { running[job.id] = nil } } }
 
+        guard let jobs = await claim(batch) else { return }
+        let prepared = PreparedBatch(jobs)
+        runtime.metrics.runningJobs.set(Double(jobs.count))
+        runtime.metrics.batchSize.record(Double(prepared.images.prompts.count))
+        runtime.logger.info("batch started", metadata: [
+            "jobs": "\(jobs.map(\.id).joined(separator: ","))", "images": "\(prepared.images.prompts.count)",
+            "size": "\(prepared.images.width)x\(prepared.images.height)", "steps": "\(prepared.images.steps)",
+        ])
+        let clock = ContinuousClock(), start = clock.now
+        do {
+            let results = try await generateAndStore(prepared, control: control, on: thread)
+            try await finish(prepared, results: results, elapsed: clock.now - start)
+        } catch Stop.cancelled {
+            runtime.logger.info("batch stopped: every job in it was cancelled")
+        } catch Stop.shutdown {
+            await stopForShutdown(jobs, control: control)
+        } catch {
+            await fail(jobs, error: error, control: control)
+        }
+        runtime.events.clearProgress(jobs.map(\.id))
+        runtime.metrics.runningJobs.set(to: 0)
+        let generator = runtime.generator
+        runtime.metrics.recordGPUMemory(try? await thread.run { generator.memoryInUse().map { ($0.used, $0.total) } })
+    }
+
+    /// The jobs of one batch and the model's request for all their images: job i's images are
+    /// `imageRanges[i]` of `images` (its prompt n times, seeds seed…seed + n − 1).
+    struct PreparedBatch: Sendable {
+        let jobs: [JobRecord]
+        let imageRanges: [Range<Int>]
+        let images: ImageBatch
+
+        /// Every job of a batch shares the first one's size, steps, guidance and cache threshold (`BatchKey`).
+        init(_ jobs: [JobRecord]) {
+            var ranges: [Range<Int>] = [], prompts: [String] = [], seeds: [UInt64] = []
+            for job in jobs {
+                let p = job.parameters
+                ranges.append(prompts.count..<(prompts.count + p.n))
+                prompts += Array(repeating: p.prompt, count: p.n)
+                seeds += (0..<p.n).map { p.seed &+ UInt64($0) }
+            }
+            let p = jobs[0].parameters
+            self.jobs = jobs
+            imageRanges = ranges
+            images = ImageBatch(prompts: prompts, seeds: seeds, width: p.width, height: p.height, steps: p.steps,
+                                guidance: p.guidance, cacheThreshold: p.cacheThreshold)
+        }
+    }
+
+    /// What a batch made: each job's stored images (jobs cancelled meanwhile left out), and seconds per stage.
+    struct BatchResults: Sendable {
+        let images: [String: [JobImage]]
+        let timings: [String: Double]
+    }
+
+    /// Moves the batch's jobs to running in the store and tells their listeners; nil when none is left to run (all
+    /// cancelled while queued, or the store failed).
+    private func claim(_ batch: [QueuedJob]) async -> [JobRecord]? {
         let jobs: [JobRecord]
         do {
             jobs = try await runtime.store.markRunning(batch.map(\.id), at: Date())
         } catch {
-            logger.error("store: cannot mark jobs running", metadata: ["error": "\(error)"])
-            return
+            runtime.logger.error("store: cannot mark jobs running", metadata: ["error": "\(error)"])
+            return nil
         }
-        guard let first = jobs.first else { return }
+        guard !jobs.isEmpty else { return nil }
         let now = Date()
         for job in jobs {
             runtime.events.publish(job.id, .running(attempt: job.attempts))
-            metrics.jobQueueSeconds.record(Duration.seconds(max(0, now.timeIntervalSince(job.createdAt))))
+            runtime.metrics.jobQueueSeconds.record(Duration.seconds(max(0, now.timeIntervalSince(job.createdAt))))
         }
-        // Image ranges of each job within the batch, and the batch itself.
-        var imageRanges: [Range<Int>] = [], prompts: [String] = [], seeds: [UInt64] = []
-        for job in jobs {
-            let p = job.parameters
-            imageRanges.append(prompts.count..<(prompts.count + p.n))
-            prompts += Array(repeating: p.prompt, count: p.n)
-            seeds += (0..<p.n).map { p.seed &+ UInt64($0) }
+        return jobs
+    }
+
+    /// Runs the model on the generation thread, publishing each step, then writes the PNGs there too (off the event
+    /// loops), before the store says "succeeded". Throws `Stop` when every job was cancelled or the grace ran out.
+    private func generateAndStore(_ prepared: PreparedBatch, control: BatchControl, on thread: GenerationThread)
+        async throws -> BatchResults
+    {
+        let runtime = self.runtime, generator = runtime.generator
+        return try await thread.run { () throws -> BatchResults in
+            var lastStep = ContinuousClock.now
+            let output = try generator.generate(prepared.images) { step in
+                if control.allCancelled { throw Stop.cancelled }
+                if runtime.graceExpired { throw Stop.shutdown }
+                let now = ContinuousClock.now
+                runtime.metrics.stepSeconds.record(now - lastStep)
+                lastStep = now
+                try Self.publishProgress(step, of: prepared, control: control, events: runtime.events)
+            }
+            let images = try Self.storeImages(output, of: prepared, control: control, runtime: runtime)
+            return BatchResults(images: images, timings: output.timings)
         }
-        let ranges = imageRanges
-        let p = first.parameters
-        let imageBatch = ImageBatch(prompts: prompts, seeds: seeds, width: p.width, height: p.height, steps: p.steps,
-                                    guidance: p.guidance, cacheThreshold: p.cacheThreshold)
-        metrics.runningJobs.set(Double(jobs.count))
-        metrics.batchSize.record(Double(prompts.count))
-        logger.info("batch started", metadata: [
-            "jobs": "\(jobs.map(\.id).joined(separator: ","))", "images": "\(prompts.count)",
-            "size": "\(p.width)x\(p.height)", "steps": "\(p.steps)",
-        ])
-        let clock = ContinuousClock(), start = clock.now
-        let generator = runtime.generator, events = runtime.events, store = runtime.store
-        let modelName = generator.modelName, version = runtime.config.version
-        do {
-            let (files, timings) = try await thread.run { () throws -> ([String: [JobImage]], [String: Double]) in
-                var lastStep = clock.now
-                let output = try generator.generate(imageBatch) { step in
-                    if control.allCancelled { throw Stop.cancelled }
-                    if runtime.graceExpired { throw Stop.shutdown }
-                    let now = clock.now
-                    metrics.stepSeconds.record(now - lastStep)
-                    lastStep = now
-                    for (job, range) in zip(jobs, ranges) where !control.isCancelled(job.id) {
-                        events.publish(job.id, .step(step: step.step, total: step.total, elapsed: step.elapsed))
-                        guard events.wantsPreviews(job.id) else { continue }
-                        for index in range {
-                            if let preview = try step.preview(index) {
-                                let png = try PNG.encode(rgb: preview.rgb, width: preview.width, height: preview.height)
-                                events.publish(job.id, .preview(step: step.step, index: index - range.lowerBound,
-                                                                png: png))
-                            }
-                        }
-                    }
-                }
-                // PNGs are written here, off the event loops, before the store says "succeeded".
-                var files: [String: [JobImage]] = [:]
-                for (job, range) in zip(jobs, ranges) where !control.isCancelled(job.id) {
-                    var images: [JobImage] = []
-                    for (k, index) in range.enumerated() {
-                        let seed = job.parameters.seed &+ UInt64(k)
-                        let file = JobRecord.fileID(job: job.id, index: k)
-                        let png = try PNG.encode(rgb: output.images[index], width: imageBatch.width,
-                                                 height: imageBatch.height,
-                                                 text: Self.metadata(job.parameters, seed: seed, model: modelName,
-                                                                     version: version))
-                        try store.writeFile(file, bytes: png)
-                        images.append(JobImage(file: file, seed: seed))
-                    }
-                    files[job.id] = images
-                }
-                return (files, output.timings)
-            }
-            let elapsed = clock.now - start
-            runtime.status.withLock { status in
-                let perImage = seconds(elapsed) / Double(max(1, prompts.count))
-                status.secondsPerImage = status.secondsPerImage.map { 0.7 * $0 + 0.3 * perImage } ?? perImage
-            }
-            for job in jobs {
-                guard let images = files[job.id] else { continue }
-                if let done = try await store.complete(job.id, images: images, timings: timings, at: Date()) {
-                    metrics.jobsFinished(.succeeded).increment()
-                    metrics.imagesGenerated.increment(by: Int64(images.count))
-                    metrics.jobRunSeconds.record(elapsed)
-                    events.publish(job.id, .finished(done))
-                } else {
-                    // Cancelled after its last step: its files go.
-                    var cancelled = job
-                    cancelled.images = images
-                    store.removeFiles(of: cancelled)
-                }
-            }
-            logger.info("batch finished", metadata: ["images": "\(prompts.count)", "seconds": "\(seconds(elapsed))"])
-        } catch Stop.cancelled {
-            logger.info("batch stopped: every job in it was cancelled")
-        } catch Stop.shutdown {
-            await stopForShutdown(jobs, control: control)
-        } catch {
-            logger.error("batch failed", metadata: ["error": "\(error)"])
-            for job in jobs where !control.isCancelled(job.id) {
-                if let failed = try? await store.fail(job.id, code: "generation_failed", message: "\(error)", at: Date(),
-                                                      from: [.running]) {
-                    metrics.jobsFinished(.failed).increment()
-                    events.publish(job.id, .finished(failed))
+    }
+
+    /// A `step` event for each live job of the batch, and `preview` events for those that asked.
+    private static func publishProgress(_ step: BatchStep, of prepared: PreparedBatch, control: BatchControl,
+                                        events: JobEvents) throws {
+        for (job, range) in zip(prepared.jobs, prepared.imageRanges) where !control.isCancelled(job.id) {
+            events.publish(job.id, .step(step: step.step, total: step.total, elapsed: step.elapsed))
+            guard events.wantsPreviews(job.id) else { continue }
+            for index in range {
+                if let preview = try step.preview(index) {
+                    let png = try PNG.encode(rgb: preview.rgb, width: preview.width, height: preview.height)
+                    events.publish(job.id, .preview(step: step.step, index: index - range.lowerBound, png: png))
                 }
             }
         }
-        runtime.events.clearProgress(jobs.map(\.id))
-        metrics.runningJobs.set(to: 0)
-        metrics.recordGPUMemory(try? await thread.run { generator.memoryInUse().map { ($0.used, $0.total) } })
+    }
+
+    /// Writes each live job's images as PNGs with their metadata; the images by job id.
+    private static func storeImages(_ output: BatchOutput, of prepared: PreparedBatch, control: BatchControl,
+                                    runtime: ServerRuntime) throws -> [String: [JobImage]] {
+        let model = runtime.generator.modelName, version = runtime.config.version
+        var stored: [String: [JobImage]] = [:]
+        for (job, range) in zip(prepared.jobs, prepared.imageRanges) where !control.isCancelled(job.id) {
+            var images: [JobImage] = []
+            for (k, index) in range.enumerated() {
+                let seed = job.parameters.seed &+ UInt64(k)
+                let file = JobRecord.fileID(job: job.id, index: k)
+                let png = try PNG.encode(rgb: output.images[index], width: prepared.images.width,
+                                         height: prepared.images.height,
+                                         text: metadata(job.parameters, seed: seed, model: model, version: version))
+                try runtime.store.writeFile(file, bytes: png)
+                images.append(JobImage(file: file, seed: seed))
+            }
+            stored[job.id] = images
+        }
+        return stored
+    }
+
+    /// Records each job's result (a job cancelled after its last step loses its files instead) and the time per
+    /// image that `Retry-After` estimates from. A store error fails the batch's remaining jobs (see `fail`).
+    private func finish(_ prepared: PreparedBatch, results: BatchResults, elapsed: Duration) async throws {
+        let store = runtime.store, metrics = runtime.metrics, imageCount = prepared.images.prompts.count
+        runtime.status.withLock { status in
+            let perImage = seconds(elapsed) / Double(max(1, imageCount))
+            status.secondsPerImage = status.secondsPerImage.map { 0.7 * $0 + 0.3 * perImage } ?? perImage
+        }
+        for job in prepared.jobs {
+            guard let images = results.images[job.id] else { continue }
+            if let done = try await store.complete(job.id, images: images, timings: results.timings, at: Date()) {
+                metrics.jobsFinished(.succeeded).increment()
+                metrics.imagesGenerated.increment(by: Int64(images.count))
+                metrics.jobRunSeconds.record(elapsed)
+                runtime.events.publish(job.id, .finished(done))
+            } else {
+                // Cancelled after its last step: its files go.
+                var cancelled = job
+                cancelled.images = images
+                store.removeFiles(of: cancelled)
+            }
+        }
+        runtime.logger.info("batch finished", metadata: ["images": "\(imageCount)", "seconds": "\(seconds(elapsed))"])
+    }
+
+    /// Generation threw: every live job of the batch fails with the error.
+    private func fail(_ jobs: [JobRecord], error: any Error, control: BatchControl) async {
+        runtime.logger.error("batch failed", metadata: ["error": "\(error)"])
+        for job in jobs where !control.isCancelled(job.id) {
+            if let failed = try? await runtime.store.fail(job.id, code: "generation_failed", message: "\(error)",
+                                                          at: Date(), from: [.running]) {
+                runtime.metrics.jobsFinished(.failed).increment()
+                runtime.events.publish(job.id, .finished(failed))
+            }
+        }
     }
 
     /// The grace after SIGTERM ran out mid-batch: jobs go back to the queue in the store (they run after the

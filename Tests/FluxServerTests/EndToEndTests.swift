@@ -137,19 +137,20 @@ struct EndToEndTests {
         }
     }
 
-    /// A second server on a taken port exits 1 at once with the reason, rather than hanging.
+    /// A second server on a taken port exits 1 at once with one line naming the port, rather than hanging or
+    /// printing NIO's error.
     @Test func portInUseExitsWithAnError() async throws {
         try await withDataDirectory { data in
             let first = try ServeProcess(dataDirectory: data)
             defer { first.stop() }
             let second = Process()
             second.executableURL = try ServeProcess.executable()
-            second.arguments = ["serve", "--model", "demo", "--port", "\(first.port)", "--data-dir", data + "-second"]
-            let log = data + "-second.log"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            second.standardOutput = handle
-            second.standardError = handle
+            second.arguments = ["serve", "--model", "demo", "--host", "127.0.0.1", "--port", "\(first.port)",
+                                "--data-dir", data + "-second"]
+            let log = data + "-second.log", errors = data + "-second.err"
+            for path in [log, errors] { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+            second.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            second.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
             try second.run()
             let deadline = Date().addingTimeInterval(60)
             while second.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
@@ -159,9 +160,56 @@ struct EndToEndTests {
                 Issue.record("the second server did not exit")
             }
             #expect(second.terminationStatus == 1)
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            #expect(text.contains("error: ") && text.contains("in use"), "\(text)")
+            let text = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+            #expect(text == "error: port \(first.port) on 127.0.0.1 is already in use; choose another with --port\n",
+                    "stderr: \(text)\nstdout: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
             #expect(first.signal(SIGTERM) == 0)
+        }
+    }
+
+    /// SIGTERM while a job runs: the listener stays up through the drain. `/readyz` is 503, new work 503 with
+    /// `Retry-After`, status reads, files and `/healthz` still answer; the process waits for the running batch (here
+    /// ended by a cancel, so that the test does not depend on how fast the machine runs the demo) and exits 0.
+    @Test func sigtermKeepsListeningWhileTheBatchRuns() async throws {
+        try await withDataDirectory { data in
+            let server = try ServeProcess(dataDirectory: data, arguments: ["--shutdown-grace", "600"])
+            defer { server.stop() }
+            let http = HTTP(base: server.base)
+            try await http.waitUntilReady()
+            let earlier = try await http.send("POST", "/v1/jobs", json: ["prompt": "before", "steps": 2,
+                                                                         "size": "64x64"])
+            let done = try await http.waitForJob(earlier.json["id"] as? String ?? "")
+            let file = (((done["result"] as? [String: Any])?["data"] as? [[String: Any]])?.first?["url"] as? String)
+                .map { String($0.dropFirst(server.base.count)) } ?? ""
+            let long = try await http.send("POST", "/v1/jobs", json: ["prompt": "long", "steps": 1000, "size": "64x64"])
+            let longID = long.json["id"] as? String ?? ""
+            try await http.waitForJob(longID) { ($0["progress"] as? [String: Any])?["step"] as? Int ?? 0 >= 1 }
+
+            kill(server.process.processIdentifier, SIGTERM)
+            // /readyz turns 503 once the drain has begun (bounded wait).
+            var ready = try await http.send("GET", "/readyz")
+            for _ in 0..<400 where ready.status != 503 {
+                try await Task.sleep(for: .milliseconds(25))
+                ready = try await http.send("GET", "/readyz")
+            }
+            #expect(ready.status == 503 && ready.json["status"] as? String == "draining", "\(ready.text)")
+            for path in ["/v1/jobs", "/v1/images/generations"] {
+                let refused = try await http.send("POST", path, json: ["prompt": "late"])
+                #expect(refused.status == 503 && refused.errorCode == "shutting_down", "\(path): \(refused.text)")
+                #expect(Int(refused.header("Retry-After") ?? "") != nil)
+            }
+            let status = try await http.send("GET", "/v1/jobs/\(longID)")
+            #expect(status.status == 200 && status.json["status"] as? String == "running", "\(status.text)")
+            #expect(try await http.send("GET", "/healthz").status == 200)
+            #expect(try await http.send("GET", file).status == 200, "\(file)")
+            #expect(try await http.send("GET", "/v1/jobs").status == 200)
+            #expect(server.process.isRunning, "the process must wait for its running batch")
+
+            // The batch ends (cancelled at its next step); then the server stops listening and exits 0.
+            let cancelled = try await http.send("DELETE", "/v1/jobs/\(longID)")
+            #expect(cancelled.status == 200, "\(cancelled.text)")
+            #expect(server.waitForExit(timeout: 60) == 0, "\(server.logTail())")
+            #expect(server.logTail(200).contains("drained"))
         }
     }
 

@@ -102,8 +102,9 @@ import Testing
         .init("n a string", #"{"prompt": "x", "n": "2"}"#, 400, "invalid_type"),
         .init("n fractional", #"{"prompt": "x", "n": 1.5}"#, 400, "invalid_type"),
         .init("steps a bool", #"{"prompt": "x", "steps": true}"#, 400, "invalid_type"),
-        .init("seed negative", #"{"prompt": "x", "seed": -1}"#, 400, "invalid_type"),
-        .init("seed too large", #"{"prompt": "x", "seed": 1e30}"#, 400, "invalid_type"),
+        .init("seed negative", #"{"prompt": "x", "seed": -1}"#, 422, "invalid_value"),
+        .init("seed too large", #"{"prompt": "x", "seed": 1e30}"#, 422, "invalid_value"),
+        .init("seed fractional", #"{"prompt": "x", "seed": 0.5}"#, 400, "invalid_type"),
         .init("guidance huge", #"{"prompt": "x", "guidance": 1e300}"#, 422, "invalid_value"),
         .init("cache threshold beyond Float", #"{"prompt": "x", "cache_threshold": 1.3e308}"#, 422, "invalid_value"),
         .init("size a number", #"{"prompt": "x", "size": 512}"#, 400, "invalid_type"),
@@ -163,7 +164,7 @@ import Testing
             let response = try await client.execute(uri: "/v2/nothing", method: .get)
             #expect(response.status == .notFound)
             #expect(response.errorCode == "route_not_found")
-            for (uri, method, allow) in [("/v1/jobs", HTTPRequest.Method.get, "POST"),
+            for (uri, method, allow) in [("/v1/jobs", HTTPRequest.Method.put, "POST, GET"),
                                          ("/v1/jobs/job_1", .put, "GET, DELETE"),
                                          ("/healthz", HTTPRequest.Method("TRACE")!, "GET"),
                                          ("/v1/files/job_1_0.png", .delete, "GET")] {

@@ -91,6 +91,18 @@ final class ServeProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// Waits up to `timeout` seconds for the process to exit on its own; its exit status, or nil if it did not exit
+    /// (it is then killed).
+    func waitForExit(timeout: Double = 60) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        if process.isRunning {
+            stop()
+            return nil
+        }
+        return process.terminationStatus
+    }
+
     /// Kills the process if it still runs.
     func stop() {
         if process.isRunning {
