@@ -41,6 +41,26 @@ public enum PNG {
         return out
     }
 
+    /// The text metadata of a PNG: `tEXt` (Latin-1) and uncompressed `iTXt` (UTF-8) chunks, in file order.
+    public static func textChunks(_ png: [UInt8]) throws -> [(key: String, value: String)] {
+        try chunks(png).compactMap { chunk -> (key: String, value: String)? in
+            guard chunk.type == "tEXt" || chunk.type == "iTXt",
+                  let zero = chunk.data.firstIndex(of: 0) else { return nil }
+            let key = String(decoding: chunk.data[..<zero], as: UTF8.self)
+            if chunk.type == "tEXt" {
+                return (key, String(chunk.data[(zero + 1)...].map { Character(Unicode.Scalar($0)) }))
+            }
+            // iTXt: compression flag and method, then language and translated keyword, each ended by 0.
+            var at = zero + 3
+            guard at <= chunk.data.count, chunk.data[zero + 1] == 0 else { return nil }
+            for _ in 0..<2 {
+                guard let end = chunk.data[at...].firstIndex(of: 0) else { return nil }
+                at = end + 1
+            }
+            return (key, String(decoding: chunk.data[at...], as: UTF8.self))
+        }
+    }
+
     /// Parses the chunks of a PNG (for tests and `inspect`): type and data, after checking signature and CRCs.
     public static func chunks(_ png: [UInt8]) throws -> [(type: String, data: [UInt8])] {
         guard png.count >= 8, Array(png[0..<8]) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] else {

@@ -1,3 +1,4 @@
+import FluxCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -10,7 +11,7 @@ public struct APIKeys: Sendable {
 
     public init(_ keys: [String]) {
         self.keys = keys.enumerated().map { index, key in
-            ("key-\(index + 1)", Array(key.utf8), KeyDigest.hex(Array(key.utf8)))
+            ("key-\(index + 1)", Array(key.utf8), SHA256.hex(key))
         }
     }
 

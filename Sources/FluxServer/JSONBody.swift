@@ -1,3 +1,4 @@
+import FluxCore
 import FluxModel
 import Foundation
 import HTTPTypes
@@ -60,8 +61,12 @@ enum JSONBody {
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw APIError(.badRequest, "invalid_utf8", "request body is not valid UTF-8")
         }
-        // STRICT JSON SYNTAX GOES HERE (duplicate keys, trailing commas: FluxCore's shared strict reader, added by
-        // the lead): one call on `bytes` before they are parsed, throwing 400 `invalid_json`.
+        // The shared strict reader first: Foundation's parser takes trailing commas and keeps one of two equal keys.
+        do {
+            _ = try JSONScanner.parse(bytes, options: .strict)
+        } catch {
+            throw APIError(.badRequest, "invalid_json", "request body is not valid JSON: \(error)")
+        }
         let data = Data(bytes)
         let object: Any
         do {

@@ -60,3 +60,9 @@ func formatBytes(_ bytes: Int) -> String {
     while value >= 1000 && unit < units.count - 1 { value /= 1000; unit += 1 }
     return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
 }
+
+/// Whether `path` is a folder (following links).
+func isFolder(_ path: String) -> Bool {
+    var isDirectory: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+}

@@ -5,6 +5,9 @@ import FluxModel
 import Foundation
 
 /// `fluxserve generate PROMPT --model M -o out.png`: one or more images, with a progress bar and PNG metadata.
+///
+/// Everything that can be judged before the weights load is judged first (values, the output path, the model's
+/// files), so a mistake costs a second, not a generation.
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Generate images from a text prompt.")
 
@@ -16,28 +19,31 @@ struct Generate: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "PNG to write; with --num-images N, NAME-1.png … NAME-N.png.")
     var output: String = "out.png"
 
-    @Option(help: "Random seed (default: a random one, printed and stored in the PNG).")
-    var seed: UInt64?
+    // Numbers are parsed unconditionally so that a negative one reaches the rules below and is refused by name
+    // (the parser alone would take "-1" for an option and say "missing value").
+    @Option(parsing: .unconditional,
+            help: "Random seed, 0…18446744073709551615; -1 or none: a random one (printed and stored in the PNG).")
+    var seed: String?
 
-    @Option(help: "Denoising steps (default: the model's, e.g. 28 for dev, 4 for schnell).")
+    @Option(parsing: .unconditional, help: "Denoising steps (default: the model's, e.g. 28 for dev, 4 for schnell).")
     var steps: Int?
 
-    @Option(help: "Guidance scale for guidance-distilled models (default 3.5 for dev).")
+    @Option(parsing: .unconditional, help: "Guidance scale for guidance-distilled models (default 3.5 for dev).")
     var guidance: Float?
 
-    @Option(help: "Image width in pixels, a multiple of 16.")
+    @Option(parsing: .unconditional, help: "Image width in pixels, a multiple of 16.")
     var width: Int?
 
-    @Option(help: "Image height in pixels, a multiple of 16.")
+    @Option(parsing: .unconditional, help: "Image height in pixels, a multiple of 16.")
     var height: Int?
 
-    @Option(help: "Images to generate.")
+    @Option(parsing: .unconditional, help: "Images to generate.")
     var numImages: Int = 1
 
-    @Option(help: "First Block Cache threshold (0 = off; 0.05–0.3 trade quality for speed).")
+    @Option(parsing: .unconditional, help: "First Block Cache threshold (0 = off; 0.05–0.3 trade quality for speed).")
     var cacheThreshold: Float = 0
 
-    @Option(help: "T5 tokens (default 512 for dev, 256 for schnell).")
+    @Option(parsing: .unconditional, help: "T5 tokens (default 512 for dev, 256 for schnell).")
     var maxSequenceLength: Int?
 
     @OptionGroup var device: DeviceOptions
@@ -45,20 +51,23 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let seed = try SeedArgument.resolve(self.seed)
+            let files = try OutputFiles(output, count: numImages)
             let components = try model.resolve()
             let defaults = try PipelineDefaults.of(components)
             let request = GenerationRequest(
                 prompts: [prompt], width: width ?? defaults.width, height: height ?? defaults.height,
                 steps: steps ?? defaults.steps, guidanceScale: guidance ?? defaults.guidance,
-                seed: seed ?? UInt64.random(in: 0..<(1 << 32)), imagesPerPrompt: numImages,
-                cacheThreshold: cacheThreshold, maxSequenceLength: maxSequenceLength ?? defaults.maxSequenceLength)
-            // Size, steps and the rest are checked against the model's geometry before any weight is loaded.
+                seed: seed, imagesPerPrompt: numImages, cacheThreshold: cacheThreshold,
+                maxSequenceLength: maxSequenceLength ?? defaults.maxSequenceLength)
+            try GenerationRules.commandLine(request)
+            // Size and sequence length against the model's geometry, before any weight is loaded.
             try LatentGeometry(height: request.height, width: request.width,
                                vaeScaleFactor: components.vae.config.downsamplingFactor,
                                latentChannels: components.vae.config.latentChannels)
-            guard output.lowercased().hasSuffix(".png") else {
-                throw ValidationError("--output \(output): expected a .png file name")
-            }
+            files.announceReplacements()
+            if !isFolder(components.path) { printError("vae: \(components.vae.path)") }  // single file: which one
+
             let backend = try device.makeBackend()
             let heldBefore = try (backend as? any MemoryReporting)?.memoryUsage().current
             let loadStart = Date()
@@ -77,38 +86,26 @@ struct Generate: ParsableCommand {
             if let cuda = backend as? CUDABackend, let reason = cuda.pinnedUploadFailure {
                 printError("warning: uploads went the slow (pageable) way: \(reason)")
             }
+            let truncations = pipeline.truncations(of: prompt, maxSequenceLength: request.maxSequenceLength)
+            for cut in truncations { printError("warning: " + cut.message) }
+
             let reporter = ProgressReporter(label: "denoise")
             let result = try pipeline.generate(request) { reporter.report($0) }
+            let metadata = ImageMetadata(
+                prompt: prompt, request: request, model: model.name,
+                modelHash: try components.transformer.fingerprint(), quantization: quantization.quantize,
+                truncations: truncations, software: "fluxserve \(fluxServeVersion)")
             for i in 0..<request.batch {
-                let path = request.batch == 1 ? output : numbered(output, i + 1)
                 let png = try PNG.encode(rgb: result.rgb(i), width: request.width, height: request.height,
-                                         text: metadata(request, seed: request.seed &+ UInt64(i)))
-                try Data(png).write(to: URL(fileURLWithPath: path))
-                print(path)
+                                         text: metadata.textChunks(seed: request.seed &+ UInt64(i)))
+                try files.write(Data(png), index: i)
+                print(files.paths[i])
             }
             let timings = ["encode", "denoise", "decode"].map { String(format: "%@ %.2fs", $0, result.timings[$0] ?? 0) }
             let cached = request.cacheThreshold > 0
                 ? "; First Block Cache skipped \(result.skippedSteps.count) of \(request.steps) steps" : ""
             printError(timings.joined(separator: ", ") + cached)
         }
-    }
-
-    /// PNG text chunks: our own keys, plus the "parameters" line that image viewers and web UIs read.
-    private func metadata(_ r: GenerationRequest, seed: UInt64) -> [(key: String, value: String)] {
-        let guidanceText = String(format: "%g", r.guidanceScale)
-        return [
-            ("prompt", prompt), ("seed", "\(seed)"), ("steps", "\(r.steps)"), ("guidance", guidanceText),
-            ("width", "\(r.width)"), ("height", "\(r.height)"), ("model", model.name),
-            ("cache_threshold", String(format: "%g", r.cacheThreshold)),
-            ("Software", "fluxserve \(fluxServeVersion)"),
-            ("parameters", "\(prompt)\nSteps: \(r.steps), Sampler: Euler (flow match), Guidance: \(guidanceText), "
-                + "Seed: \(seed), Size: \(r.width)x\(r.height), Model: \(model.name), Version: fluxserve \(fluxServeVersion)"),
-        ]
-    }
-
-    private func numbered(_ path: String, _ n: Int) -> String {
-        let url = URL(fileURLWithPath: path)
-        return url.deletingPathExtension().path + "-\(n)." + url.pathExtension
     }
 }
 

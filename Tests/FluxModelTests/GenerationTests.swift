@@ -40,19 +40,25 @@ import Testing
 
     @Test func badRequestsAreRefusedBeforeWork() throws {
         let pipeline = try #require(Self.pipeline)
+        // The shared rules name the parameter; the pipeline's own limits are ModelErrors.
+        func refused(_ parameter: GenerationRuleError.Parameter, _ change: (inout GenerationRequest) -> Void) {
+            var r = request(seed: 1)
+            change(&r)
+            #expect(throws: GenerationRuleError.self) { try pipeline.validate(r) }
+            do { try pipeline.validate(r) } catch let error as GenerationRuleError {
+                #expect(error.parameter == parameter)
+            } catch { Issue.record("\(error)") }
+        }
+        refused(.width) { $0.width = 100 }
+        refused(.steps) { $0.steps = 0 }
+        refused(.guidance) { $0.guidanceScale = .nan }
+        refused(.height) { $0.height = 1 << 20 }
+        refused(.cacheThreshold) { $0.cacheThreshold = 5 }
+        refused(.prompt) { $0.prompts = ["  \n"] }
         var r = request(seed: 1)
-        r.width = 100
-        #expect(throws: ModelError.self) { try pipeline.validate(r) }
-        r = request(seed: 1, steps: 0)
-        #expect(throws: ModelError.self) { try pipeline.validate(r) }
-        r = request(seed: 1)
-        r.guidanceScale = .nan
-        #expect(throws: ModelError.self) { try pipeline.validate(r) }
-        r = request(seed: 1)
         r.maxSequenceLength = 1000
         #expect(throws: ModelError.self) { try pipeline.validate(r) }
-        r = request(seed: 1)
-        r.height = 1 << 20
+        r = request(seed: 1, steps: 1001)
         #expect(throws: ModelError.self) { try pipeline.validate(r) }
     }
 

@@ -193,18 +193,14 @@ public final class FluxPipeline: @unchecked Sendable {
     public func validate(_ r: GenerationRequest) throws {
         func bad(_ reason: String) -> ModelError { .invalidConfig(source: "request", reason: reason) }
         guard !r.prompts.isEmpty else { throw bad("no prompt") }
-        guard r.imagesPerPrompt >= 1, r.batch <= 64 else { throw bad("1…64 images per call, asked for \(r.batch)") }
-        guard (1...1000).contains(r.steps) else { throw bad("steps must be 1…1000, got \(r.steps)") }
-        guard r.guidanceScale.isFinite, (0...100).contains(r.guidanceScale) else {
-            throw bad("guidance must be 0…100, got \(r.guidanceScale)")
-        }
-        guard r.cacheThreshold.isFinite, (0...10).contains(r.cacheThreshold) else {
-            throw bad("cache threshold must be 0…10, got \(r.cacheThreshold)")
-        }
+        // The value rules every front end shares (GenerationRules), then what this pipeline adds: at most 64 images
+        // and 1000 steps a call, 4096 pixels a side, T5's 512 positions, and the VAE's geometry.
+        try GenerationRules(sides: 16...4096).check(r)
+        guard r.batch <= 64 else { throw bad("1…64 images per call, asked for \(r.batch)") }
+        guard r.steps <= 1000 else { throw bad("steps must be 1…1000, got \(r.steps)") }
         guard (1...512).contains(r.maxSequenceLength) else {
             throw bad("max sequence length must be 1…512, got \(r.maxSequenceLength)")
         }
-        guard r.width <= 4096, r.height <= 4096 else { throw bad("\(r.width)×\(r.height) is larger than 4096×4096") }
         _ = try geometry(width: r.width, height: r.height)
     }
 }

@@ -1,0 +1,67 @@
+import FluxCore
+import Foundation
+
+/// What a generated PNG records: every setting that changes its pixels, under our own keys and as the `parameters`
+/// line that A1111, Forge and the image viewers that follow them read (`Steps: …, Sampler: …, Seed: …`).
+public struct ImageMetadata: Sendable {
+    public var prompt: String
+    public var request: GenerationRequest
+    /// The model as the user named it (`demo`, `black-forest-labs/FLUX.1-dev`, a path).
+    public var model: String
+    /// `TransformerCheckpoint.fingerprint()`.
+    public var modelHash: String
+    public var quantization: LinearQuantization
+    public var truncations: [PromptTruncation]
+    public var software: String
+
+    public init(prompt: String, request: GenerationRequest, model: String, modelHash: String,
+                quantization: LinearQuantization, truncations: [PromptTruncation], software: String) {
+        (self.prompt, self.request, self.model, self.modelHash) = (prompt, request, model, modelHash)
+        (self.quantization, self.truncations, self.software) = (quantization, truncations, software)
+    }
+
+    /// The text chunks of image `seed` (image i of a request uses seed + i).
+    public func textChunks(seed: UInt64) -> [(key: String, value: String)] {
+        let r = request
+        var chunks: [(key: String, value: String)] = [
+            ("prompt", prompt), ("seed", "\(seed)"), ("steps", "\(r.steps)"), ("guidance", Self.number(r.guidanceScale)),
+            ("width", "\(r.width)"), ("height", "\(r.height)"), ("model", model), ("model_hash", modelHash),
+            ("quantization", quantization.rawValue), ("max_sequence_length", "\(r.maxSequenceLength)"),
+            ("cache_threshold", Self.number(r.cacheThreshold)),
+        ]
+        if !truncations.isEmpty {
+            chunks.append(("truncated", truncations.map { "\($0.encoder) \($0.tokens)>\($0.limit)" }
+                .joined(separator: "; ")))
+        }
+        chunks.append(("Software", software))
+        chunks.append(("parameters", parameters(seed: seed)))
+        return chunks
+    }
+
+    /// The A1111 `parameters` chunk: the prompt, then `Key: value` pairs with the names A1111/Forge use for what they
+    /// have (`Distilled CFG Scale` is Forge's name for FLUX's guidance; `CFG scale` is 1, FLUX.1-dev runs without
+    /// classifier-free guidance), then ours.
+    public func parameters(seed: UInt64) -> String {
+        let r = request
+        var pairs: [(String, String)] = [
+            ("Steps", "\(r.steps)"), ("Sampler", "Euler"), ("Schedule type", "Simple"), ("CFG scale", "1"),
+            ("Distilled CFG Scale", Self.number(r.guidanceScale)), ("Seed", "\(seed)"),
+            ("Size", "\(r.width)x\(r.height)"), ("Model hash", modelHash), ("Model", model),
+            ("Max sequence length", "\(r.maxSequenceLength)"),
+        ]
+        if r.cacheThreshold > 0 { pairs.append(("First Block Cache", Self.number(r.cacheThreshold))) }
+        if quantization != .none { pairs.append(("Quantization", quantization.rawValue)) }
+        pairs.append(("Version", software))
+        return prompt + "\n" + pairs.map { "\($0.0): \(Self.quoted($0.1))" }.joined(separator: ", ")
+    }
+
+    /// A value as A1111 writes it: JSON-quoted when it holds a comma, colon or quote, so the line still splits.
+    static func quoted(_ value: String) -> String {
+        guard value.contains(where: { $0 == "," || $0 == ":" || $0 == "\"" || $0 == "\n" }) else { return value }
+        let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
+        return "\"\(escaped)\""
+    }
+
+    static func number(_ value: Float) -> String { String(format: "%g", Double(value)) }
+}
