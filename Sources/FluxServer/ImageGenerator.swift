@@ -1,3 +1,4 @@
+import FluxModel
 import Foundation
 
 /// One run of the model: one image per prompt/seed pair, all at one size and schedule.
@@ -45,4 +46,12 @@ public protocol ImageGenerator: AnyObject, Sendable {
     func generate(_ batch: ImageBatch, onStep: (BatchStep) throws -> Void) throws -> BatchOutput
     /// GPU memory in use and in total, in bytes, where there is a GPU.
     func memoryInUse() -> (used: Int, total: Int)?
+    /// The text encoders that will cut `prompt`, and where. Called from request handlers (any thread, before
+    /// `load` too), so it must not touch the worker's state.
+    func truncations(of prompt: String) -> [PromptTruncation]
+}
+
+extension ImageGenerator {
+    /// A generator without tokenizers cuts nothing it can tell.
+    public func truncations(of prompt: String) -> [PromptTruncation] { [] }
 }

@@ -103,8 +103,10 @@ struct ImagesAPI {
                     images.append(.init(b64JSON: data.base64EncodedString(), url: nil))
                 }
             }
+            var headers: HTTPFields = [Self.jobIDHeader: job.id]
+            headers.notePromptTruncation(job.parameters.prompt, generator: runtime.generator)
             return try jsonResponse(ImagesResponse(created: Int(Date().timeIntervalSince1970), data: images),
-                                    headers: [Self.jobIDHeader: job.id])
+                                    headers: headers)
         }
     }
 

@@ -1,4 +1,6 @@
+import FluxModel
 import Foundation
+import HTTPTypes
 
 /// A job as the jobs API shows it.
 struct JobView: Encodable {
@@ -60,15 +62,18 @@ struct JobView: Encodable {
     let result: Result?
     let timings: Timings
     let error: Failure?
+    /// The text encoders that cut the prompt (empty when both read all of it): `[{encoder, tokens, limit}]`.
+    let promptTruncated: [PromptTruncation]
 
     enum CodingKeys: String, CodingKey {
         case id, object, status, created, parameters, progress, queuePosition = "queue_position", attempts, result
-        case timings, error
+        case timings, error, promptTruncated = "prompt_truncated"
     }
 
     init(_ job: JobRecord, runtime: ServerRuntime, baseURL: String, queuePosition: Int? = nil) {
         let p = job.parameters
         id = job.id
+        promptTruncated = runtime.generator.truncations(of: p.prompt)
         status = job.status
         created = Int(job.createdAt.timeIntervalSince1970)
         parameters = Parameters(prompt: p.prompt, n: p.n, size: "\(p.width)x\(p.height)", steps: p.steps,
@@ -90,5 +95,19 @@ struct JobView: Encodable {
                           denoiseSeconds: job.timings["denoise"], decodeSeconds: job.timings["decode"])
         error = job.status == .failed || job.status == .cancelled
             ? Failure(code: job.errorCode ?? job.status.rawValue, message: job.errorMessage ?? job.status.rawValue) : nil
+    }
+}
+
+extension HTTPField.Name {
+    /// On a submission whose prompt a text encoder will cut: `clip 93>77; t5 600>512` (encoder, the prompt's tokens,
+    /// what the encoder reads). The job's `prompt_truncated` says the same.
+    static let promptTruncated = HTTPField.Name("X-Prompt-Truncated")!
+}
+
+extension HTTPFields {
+    /// Adds `X-Prompt-Truncated` when `prompt` is cut.
+    mutating func notePromptTruncation(_ prompt: String, generator: any ImageGenerator) {
+        let cuts = generator.truncations(of: prompt)
+        if !cuts.isEmpty { self[.promptTruncated] = PromptTruncation.summary(cuts) }
     }
 }

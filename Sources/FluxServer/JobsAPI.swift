@@ -97,7 +97,9 @@ struct JobsAPI {
             case .accepted(let job):
                 let view = JobView(job, runtime: runtime, baseURL: baseURL(request, config: runtime.config),
                                    queuePosition: await runtime.queue.position(of: job.id))
-                return try jsonResponse(view, status: .accepted, headers: [.location: "/v1/jobs/\(job.id)"])
+                var headers: HTTPFields = [.location: "/v1/jobs/\(job.id)"]
+                headers.notePromptTruncation(parameters.prompt, generator: runtime.generator)
+                return try jsonResponse(view, status: .accepted, headers: headers)
             case .existing(let job):
                 return try jsonResponse(try await view(job, request), status: .ok,
                                         headers: [.location: "/v1/jobs/\(job.id)"])

@@ -13,6 +13,8 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     private let memoryProbe: @Sendable (any Backend) -> (used: Int, total: Int)?
     /// Set by `load`; touched only on the worker thread.
     private var pipeline: FluxPipeline?
+    /// The tokenizers alone (immutable, any thread), for `truncations`.
+    private let tokenCounter: PromptTokenCounter
 
     /// `makeBackend` runs on the worker thread (a CUDA context is current on the thread that creates it).
     public init(modelName: String, components: PipelineComponents, quantization: LinearQuantization = .none,
@@ -25,6 +27,7 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
         self.defaults = ModelDefaults(width: settings.width, height: settings.height, steps: settings.steps,
                                       guidance: settings.guidance)
         self.maxSequenceLength = settings.maxSequenceLength
+        self.tokenCounter = try PromptTokenCounter(components)
         self.makeBackend = makeBackend
         self.memoryProbe = memoryProbe
     }
@@ -59,6 +62,10 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
             }
         }
         return BatchOutput(images: (0..<batch.prompts.count).map { result.rgb($0) }, timings: result.timings)
+    }
+
+    public func truncations(of prompt: String) -> [PromptTruncation] {
+        tokenCounter.truncations(of: prompt, maxSequenceLength: maxSequenceLength)
     }
 
     public func memoryInUse() -> (used: Int, total: Int)? {

@@ -291,4 +291,24 @@ struct EndToEndTests {
             #expect(server.signal(SIGTERM) == 0)
         }
     }
+
+    /// A prompt longer than CLIP's 77 tokens is taken, and said so: a response header on the submission and a
+    /// field of the job (both encoders' counts and limits), never a silent cut.
+    @Test func aCutPromptIsReported() async throws {
+        try await withDataDirectory { data in
+            let server = try ServeProcess(dataDirectory: data)
+            defer { server.stop() }
+            let http = HTTP(base: server.base)
+            try await http.waitUntilReady()
+            let long = Array(repeating: "a red circle on a blue background", count: 20).joined(separator: ", ")
+            let job = try await http.send("POST", "/v1/jobs", json: ["prompt": long, "steps": 1])
+            #expect(job.status == 202)
+            #expect(job.header("X-Prompt-Truncated")?.hasPrefix("clip ") == true, "\(job.headers)")
+            let cuts = try #require(job.json["prompt_truncated"] as? [[String: Any]])
+            #expect(cuts.first?["encoder"] as? String == "clip" && cuts.first?["limit"] as? Int == 77)
+            let short = try await http.send("POST", "/v1/jobs", json: ["prompt": "a red circle", "steps": 1])
+            #expect(short.header("X-Prompt-Truncated") == nil)
+            #expect((short.json["prompt_truncated"] as? [Any])?.isEmpty == true)
+        }
+    }
 }

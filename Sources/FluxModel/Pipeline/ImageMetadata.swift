@@ -30,8 +30,7 @@ public struct ImageMetadata: Sendable {
             ("cache_threshold", Self.number(r.cacheThreshold)),
         ]
         if !truncations.isEmpty {
-            chunks.append(("truncated", truncations.map { "\($0.encoder) \($0.tokens)>\($0.limit)" }
-                .joined(separator: "; ")))
+            chunks.append(("truncated", PromptTruncation.summary(truncations)))
         }
         chunks.append(("Software", software))
         chunks.append(("parameters", parameters(seed: seed)))

@@ -21,12 +21,25 @@ public struct PromptTruncation: Sendable, Equatable, Codable {
     }
 }
 
-extension FluxPipeline {
+/// Counts a prompt's tokens the way the two text encoders will see it, to say which of them cut it. Holds only the
+/// tokenizers, so a service can answer before (and apart from) the model's weights.
+public struct PromptTokenCounter: Sendable {
+    let clip: CLIPTokenizer
+    let t5: T5Tokenizer
+
+    public init(clip: CLIPTokenizer, t5: T5Tokenizer) { (self.clip, self.t5) = (clip, t5) }
+
+    /// The tokenizers of a resolved model.
+    public init(_ components: PipelineComponents) throws {
+        self.init(clip: try CLIPTokenizer(directory: components.tokenizer),
+                  t5: try T5Tokenizer(directory: components.tokenizer2))
+    }
+
     /// The encoders that will cut `prompt` at `maxSequenceLength` (T5) and 77 (CLIP); empty when both read it all.
     public func truncations(of prompt: String, maxSequenceLength: Int) -> [PromptTruncation] {
         // maxLength 0: neither truncation nor padding, so the count is the prompt's whole length with its specials.
-        let clipTokens = clipTokenizer.encode(prompt, maxLength: 0).inputIds.count
-        let t5Tokens = t5Tokenizer.encode(prompt, maxLength: 0).inputIds.count
+        let clipTokens = clip.encode(prompt, maxLength: 0).inputIds.count
+        let t5Tokens = t5.encode(prompt, maxLength: 0).inputIds.count
         var cut: [PromptTruncation] = []
         if clipTokens > CLIPTokenizer.defaultMaxLength {
             cut.append(PromptTruncation(encoder: "clip", tokens: clipTokens, limit: CLIPTokenizer.defaultMaxLength))
@@ -35,5 +48,20 @@ extension FluxPipeline {
             cut.append(PromptTruncation(encoder: "t5", tokens: t5Tokens, limit: maxSequenceLength))
         }
         return cut
+    }
+}
+
+extension PromptTruncation {
+    /// `clip 93>77; t5 600>512`: the form of the PNG chunk and the service's response header.
+    public static func summary(_ cuts: [PromptTruncation]) -> String {
+        cuts.map { "\($0.encoder) \($0.tokens)>\($0.limit)" }.joined(separator: "; ")
+    }
+}
+
+extension FluxPipeline {
+    /// The encoders that will cut `prompt` (see `PromptTokenCounter`).
+    public func truncations(of prompt: String, maxSequenceLength: Int) -> [PromptTruncation] {
+        PromptTokenCounter(clip: clipTokenizer, t5: t5Tokenizer).truncations(of: prompt,
+                                                                             maxSequenceLength: maxSequenceLength)
     }
 }
