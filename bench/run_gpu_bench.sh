@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the checkout root (after bench/stage_gpu.sh here): FluxServe's bench and diffusers' on the
 # same card in one call, then FluxServe's transformer output against diffusers' bf16 and f32 outputs for the same
-# random-dev weights. Logs and JSON go to $OUT.
+# random-dev weights. Logs and JSON go to a dated run folder under $OUT (below).
 #   STAGES (default t5,clip,step,vae,image), COMPILE=1 adds torch.compile, LAYERS (default 2,4) bounds the comparison,
 #   SELFTEST=1 runs the GPU conformance first, PROFILE=1 adds per-op device times, UNTUNED=1 a step without GEMM tuning,
 #   STARTUP=1 the first image from a full-size checkpoint, FP8=1 the step and image with --quantize fp8 (FP8_STAGES)
 #   and its numbers against diffusers.
 set -uo pipefail
-out=${OUT:-/tmp/out}; mkdir -p "$out"
+# One dated folder per run, laid out as it will sit in the repository: $OUT/bench/results/DATE-CARD-NAME/ (RUN names
+# it, default "bench"), with a README.md to complete (what was measured, headline numbers, commit) beside the JSON.
+# Bring it back with `cp -r <files_at>/bench/results/* bench/results/` and add a row to bench/results/README.md.
+card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oiE 'h100|h200|b200|a100|l40s' \
+  | tr '[:upper:]' '[:lower:]')
+run=$(date -u +%F)-${card:-gpu}-${RUN:-bench}
+out=${OUT:-/tmp/out}/bench/results/$run; mkdir -p "$out"
+{ echo "# $run"; echo; echo "Date: $(date -u +%F). Card: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)."
+  echo; echo "Command: \`$(for v in STAGES COMPILE LAYERS SELFTEST PROFILE UNTUNED STARTUP FP8 FP8_STAGES; do [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)bash $0\`"
+  echo; echo "TODO: commit, what was measured, headline numbers (see bench/results/README.md)."; } > "$out/README.md"
 bin=/tmp/fluxserve
 python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.gpu/fluxserve.xz'), open('$bin', 'wb'))" && chmod +x $bin
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl && export PYTHONPATH=/tmp/site

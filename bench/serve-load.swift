@@ -5,7 +5,7 @@
 //   swift build -c release
 //   swiftc -O bench/serve-load.swift -o serve-load     # compiled, so the client takes little of the CPU
 //   ./serve-load --bin .build/release/fluxserve [--model demo] [--device cpu] [--requests 48] [--concurrency 8]
-//       [--jobs 32] [--batches 1,4] [--out bench/results/DATE-cpu-serve.md]
+//       [--jobs 32] [--batches 1,4] [--out bench/results/DATE-cpu-serve/README.md]
 //
 // Everything is bounded: each request times out after 300 s and each server is stopped (SIGTERM, then SIGKILL).
 import Foundation
@@ -301,6 +301,8 @@ if let single = results.first(where: { $0.maxBatch == 1 }), let batched = result
                      batched.jobImagesPerSecond / single.jobImagesPerSecond)
 }
 if let out = options.out {
+    try FileManager.default.createDirectory(atPath: (out as NSString).deletingLastPathComponent,
+                                            withIntermediateDirectories: true)
     try report.write(toFile: out, atomically: true, encoding: .utf8)
     FileHandle.standardError.write(Data("wrote \(out)\n".utf8))
 } else {

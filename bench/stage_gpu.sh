@@ -2,6 +2,7 @@
 # Stage what a GPU benchmark call needs into .gpu/ (git-ignored): the static fluxserve (stripped, xz-compressed so the
 # working tree stays under the device's 64 MiB transfer limit) and the pinned diffusers wheel. Then:
 #   run(command: "bash bench/run_gpu_bench.sh", carry: [".gpu"])
+# and the run comes back as bench/results/DATE-CARD-RUN/ under the files it returns (see bench/results/README.md).
 set -euo pipefail
 root=$(git rev-parse --show-toplevel); cd "$root"
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude

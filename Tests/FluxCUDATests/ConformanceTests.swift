@@ -7,12 +7,8 @@ import Testing
 
 /// The op conformance table, on the GPU when there is one, and checks of the table itself on any machine.
 @Suite struct ConformanceTests {
-    /// Every GPU op against the CPU. Skipped, visibly, without a driver or device.
-    @Test func cudaMatchesCPU() throws {
-        if let reason = CUDABackend.unavailableReason() {
-            print("skipped: no CUDA driver (\(reason))")
-            return
-        }
+    /// Every GPU op against the CPU. Reported as skipped without a driver or device.
+    @Test(.requires("a CUDA device", GPUAvailability.device)) func cudaMatchesCPU() throws {
         let gpu = try CUDABackend(options: .init(poisonOutputs: true))
         let results = BackendConformance.run(on: gpu)
         for r in results {

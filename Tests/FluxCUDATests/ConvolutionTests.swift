@@ -6,7 +6,8 @@ import Testing
 
 /// The cuDNN convolution plumbing up to what needs a GPU: settings, shapes and strides, and every graph conv2d can
 /// build (both layouts, the three bias modes, asymmetric padding, stride 2, 1×1, odd channel counts) finalized by
-/// cuDNN itself. Needs libcudnn.so.9 only (in the standard folders or on the loader path); skipped, visibly, without it.
+/// cuDNN itself. Needs libcudnn.so.9 only (in the standard folders or on the loader path); reported as skipped
+/// without it.
 /// The numbers are checked on the device by `fluxserve selftest --device cuda` (conv2d cases against the CPU).
 @Suite struct ConvolutionTests {
     typealias Shape = CuDNNConvolution.Shape
@@ -56,17 +57,8 @@ import Testing
         #expect(Shape.nhwcChannels(3) == 8 && Shape.nhwcChannels(8) == 8 && Shape.nhwcChannels(513) == 520)
     }
 
-    static func cudnn() -> CuDNNConvolution? {
-        do {
-            return try CuDNNConvolution(try CuDNN())
-        } catch {
-            print("skipped: cuDNN convolution graphs not checked (\(error))")
-            return nil
-        }
-    }
-
-    @Test func everyGraphFinalizes() throws {
-        guard let api = Self.cudnn() else { return }
+    @Test(.requires("libcudnn", GPUAvailability.cuDNN)) func everyGraphFinalizes() throws {
+        let api = try CuDNNConvolution(try CuDNN())
         let shapes = [
             Self.shape([1, 128, 64, 64], [128, 128, 3, 3], padding: (1, 1, 1, 1)),   // the VAE's common conv
             Self.shape([2, 3, 9, 11], [5, 3, 3, 3], padding: (1, 1, 1, 1)),          // odd everything, batch 2
@@ -90,8 +82,8 @@ import Testing
         }
     }
 
-    @Test func mismatchedOutputIsATypedError() throws {
-        guard let api = Self.cudnn() else { return }
+    @Test(.requires("libcudnn", GPUAvailability.cuDNN)) func mismatchedOutputIsATypedError() throws {
+        let api = try CuDNNConvolution(try CuDNN())
         // Y's dims come from the shape; a tensor of the wrong size handed to the forward node must be refused with
         // cuDNN's words, not crash.
         let s = Self.shape([1, 8, 6, 6], [8, 8, 3, 3], padding: (1, 1, 1, 1))

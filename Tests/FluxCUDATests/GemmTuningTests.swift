@@ -180,16 +180,9 @@ import Testing
     }
 
     /// `describe` through the real library (no GPU needed): every attribute size must match exactly. Needs
-    /// libcublasLt.so.13 (FLUXSERVE_LIBCUBLASLT, FLUXSERVE_CUDA_LIB_DIR or the standard folders); skipped, visibly,
-    /// without it.
-    @Test func describeAlgorithm() throws {
-        let lt: CuBLASLt
-        do {
-            lt = try CuBLASLt()
-        } catch {
-            print("skipped: cuBLASLt algorithm description not checked (\(error))")
-            return
-        }
+    /// libcublasLt.so.13 (in the standard folders or on the loader path); reported as skipped without it.
+    @Test(.requires("libcublasLt", GPUAvailability.cuBLASLt)) func describeAlgorithm() throws {
+        let lt = try CuBLASLt()
         let algo = UnsafeMutableRawPointer.allocate(byteCount: CuBLASLt.algoSize, alignment: 16)
         defer { algo.deallocate() }
         algo.initializeMemory(as: UInt8.self, repeating: 0, count: CuBLASLt.algoSize)

@@ -105,11 +105,9 @@ import Testing
     }
 
     /// Without a GPU, making the backend throws the same one line the CLI prints.
-    @Test func backendWithoutDriverThrows() throws {
-        guard let reason = CUDABackend.unavailableReason() else {
-            print("skipped: a CUDA device is present (this test checks the no-GPU path)")
-            return
-        }
+    @Test(.disabled(if: GPUAvailability.device == nil, "a CUDA device is present (this test checks the no-GPU path)"))
+    func backendWithoutDriverThrows() throws {
+        let reason = try #require(CUDABackend.unavailableReason())
         #expect(throws: TensorError.self) { _ = try CUDABackend() }
         #expect(!reason.contains("\n"))
     }

@@ -297,7 +297,8 @@ import Testing
         return (result, seconds(CLOCK_MONOTONIC) - wall, seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu)
     }
 
-    @Test(.enabled(if: folder != nil)) func decode16x16() throws {
+    @Test(.enabled(if: folder != nil, "set FLUXSERVE_VAE_BENCH to a diffusers VAE folder to time decoding"))
+    func decode16x16() throws {
         let backend = CPUBackend()
         let checkpoint = try AutoencoderCheckpoint.open(try #require(Self.folder))
         let (model, loadWall, loadCPU) = try Self.measure { try checkpoint.load(on: backend, parts: .decoder) }

@@ -1,7 +1,7 @@
 """The demo model as a yardstick: prompt adherence, parity with diffusers, and the cost of approximations.
 
     python evaluate.py yardstick --model models/demo --bin .build/release/fluxserve \
-        --variant exact --variant fbcache-0.05=cache_threshold:0.05 ... --out bench/results/DATE-demo-fbcache.md
+        --variant exact --variant fbcache-0.05=cache_threshold:0.05 ... --out bench/results/DATE-demo-fbcache/README.md
     python evaluate.py parity --model models/demo --bin .build/release/fluxserve [--prompts 4]
 
 Every image comes from `fluxserve eval pipeline` (the whole pipeline on the CPU, as `generate` runs it) on the
@@ -157,6 +157,7 @@ def write_table(args, rows):
     lines += ["", "Made by:", "", "```", command, "```", ""]
     if args.notes:
         lines += [pathlib.Path(args.notes).read_text()]
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text("\n".join(lines))
     print("wrote", args.out)
 
