@@ -43,15 +43,15 @@ struct Inspect: ParsableCommand {
             lines.append("  \(c.name): \(c.tensors) tensors in \(c.files) file(s), "
                 + "\(formatParameters(c.parameters)) parameters, \(formatBytes(c.bytes)) [\(dtypes)]")
         }
-        if let t = r.transformer {
-            let c = t.config
-            lines.append("  transformer: \(t.variant) (config \(t.configSource))")
-            lines.append("    double blocks \(c.numLayers), single blocks \(c.numSingleLayers), heads "
-                + "\(c.numAttentionHeads) × \(c.attentionHeadDim) = \(c.hiddenSize), in \(c.inChannels) → out "
-                + "\(c.outputChannels), text \(c.jointAttentionDim), pooled \(c.pooledProjectionDim), RoPE axes "
-                + "\(c.axesDimsRope), guidance embedding \(c.guidanceEmbeds ? "yes" : "no")")
-            lines.append("    missing weights: \(t.missing.count)" + list(t.missing))
-            lines.append("    unexpected tensors: \(t.unexpected.count)" + list(t.unexpected))
+        for m in r.models {
+            lines.append("  \(m.component): \(m.kind.rawValue) (\(m.layout.rawValue))")
+            lines.append("    " + m.architecture.map { "\($0.name) \($0.value)" }.joined(separator: ", "))
+            lines.append("    missing weights: \(m.check.missing.count)" + list(m.check.missing))
+            lines.append("    unexpected tensors: \(m.check.unexpected.count)" + list(m.check.unexpected))
+            if !m.check.shapeMismatches.isEmpty {
+                lines.append("    wrong shapes: \(m.check.shapeMismatches.count)"
+                    + list(m.check.shapeMismatches.map(\.description)))
+            }
         }
         lines.append(r.problems.isEmpty ? "  loadable: yes" : "  loadable: no — " + r.problems.joined(separator: "; "))
         return lines.joined(separator: "\n")
@@ -59,8 +59,7 @@ struct Inspect: ParsableCommand {
 
     private func list(_ names: [String]) -> String {
         guard !names.isEmpty else { return "" }
-        let shown = names.prefix(8).joined(separator: ", ")
-        return " (\(shown)\(names.count > 8 ? ", …" : ""))"
+        return " (\(CheckpointCheck.list(names, first: 8)))"
     }
 
     private func formatParameters(_ n: Int) -> String {

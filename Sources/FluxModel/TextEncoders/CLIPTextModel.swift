@@ -121,14 +121,9 @@ public final class CLIPTextModel: Sendable {
         finalLayerNorm = try AffineLayerNorm(w.scope("final_layer_norm"), dim: dim, eps: config.layerNormEps)
     }
 
-    /// The reference names of every weight this config reads.
-    public static func weightNames(for config: CLIPConfig) -> [String] {
-        let layer = ["layer_norm1.weight", "layer_norm1.bias", "layer_norm2.weight", "layer_norm2.bias"]
-            + ["q_proj", "k_proj", "v_proj", "out_proj"].flatMap { ["self_attn.\($0).weight", "self_attn.\($0).bias"] }
-            + ["fc1", "fc2"].flatMap { ["mlp.\($0).weight", "mlp.\($0).bias"] }
-        return ["embeddings.token_embedding.weight", "embeddings.position_embedding.weight"]
-            + (0..<config.numHiddenLayers).flatMap { n in layer.map { "encoder.layers.\(n).\($0)" } }
-            + ["final_layer_norm.weight", "final_layer_norm.bias"]
+    /// Every weight (reference name, shape) this config reads, as the constructor asks for them.
+    public static func expectedWeights(for config: CLIPConfig) throws -> [ExpectedWeight] {
+        try WeightRecorder.expectedWeights { _ = try CLIPTextModel(config: config, weights: $0) }
     }
 
     /// `CLIPTextModel.forward(input_ids)` as FluxPipeline calls it: no attention mask, only the causal one.

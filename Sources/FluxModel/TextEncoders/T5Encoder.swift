@@ -127,18 +127,9 @@ public final class T5Encoder: Sendable {
                                          eps: config.layerNormEpsilon)
     }
 
-    /// The reference names of every weight this config reads.
-    public static func weightNames(for config: T5Config) -> [String] {
-        let feedForward = config.isGatedAct ? ["wi_0", "wi_1", "wo"] : ["wi", "wo"]
-        func block(_ n: Int) -> [String] {
-            ["q", "k", "v", "o"].map { "layer.0.SelfAttention.\($0).weight" }
-                + (n == 0 ? ["layer.0.SelfAttention.relative_attention_bias.weight"] : [])
-                + ["layer.0.layer_norm.weight"]
-                + feedForward.map { "layer.1.DenseReluDense.\($0).weight" } + ["layer.1.layer_norm.weight"]
-        }
-        return ["shared.weight"]
-            + (0..<config.numLayers).flatMap { n in block(n).map { "encoder.block.\(n).\($0)" } }
-            + ["encoder.final_layer_norm.weight"]
+    /// Every weight (reference name, shape) this config reads, as the constructor asks for them.
+    public static func expectedWeights(for config: T5Config) throws -> [ExpectedWeight] {
+        try WeightRecorder.expectedWeights { _ = try T5Encoder(config: config, weights: $0) }
     }
 
     /// `T5EncoderModel.forward(input_ids)` as FluxPipeline calls it: no attention mask. Result `last_hidden_state`

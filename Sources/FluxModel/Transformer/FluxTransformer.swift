@@ -40,6 +40,11 @@ public final class FluxTransformer: Sendable {
         finalLayer = try LastLayer(w.scope("final_layer"), dim: dim, outChannels: config.outputChannels)
     }
 
+    /// Every weight (reference name, shape) a transformer of `config` asks for, in the order it asks.
+    public static func expectedWeights(for config: FluxConfig) throws -> [ExpectedWeight] {
+        try WeightRecorder.expectedWeights { _ = try FluxTransformer(config: config, weights: $0) }
+    }
+
     /// Rotary embedding for `txtIds` then `imgIds` (each row a position with one value per RoPE axis).
     public func positionEmbedding(txtIds: [[Double]], imgIds: [[Double]]) throws -> PositionEmbedding {
         let angles = ropeAngles(ids: txtIds + imgIds, axesDims: config.axesDimsRope, theta: FluxConfig.ropeTheta)

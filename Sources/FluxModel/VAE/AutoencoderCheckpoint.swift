@@ -12,6 +12,16 @@ public struct AutoencoderCheckpoint: Sendable {
     public let layout: CheckpointLayout
     public let config: AutoencoderConfig
     public let weights: WeightSource
+    /// Every weight (diffusers name, shape) the encoder half (with `quant_conv`) and the decoder half (with
+    /// `post_quant_conv`) of an autoencoder of `config` ask for (`AutoencoderKL.expectedWeights`).
+    public let expectedEncoder: [ExpectedWeight]
+    public let expectedDecoder: [ExpectedWeight]
+
+    init(path: String, layout: CheckpointLayout, config: AutoencoderConfig, weights: WeightSource) throws {
+        (self.path, self.layout, self.config, self.weights) = (path, layout, config, weights)
+        expectedEncoder = try AutoencoderKL.expectedWeights(for: config, parts: .encoder)
+        expectedDecoder = try AutoencoderKL.expectedWeights(for: config, parts: .decoder)
+    }
 
     /// Opens `path`. `config` overrides what the checkpoint says; a single file has no config, and its architecture is
     /// read off the tensor shapes (see `inferConfig`).
@@ -21,8 +31,8 @@ public struct AutoencoderCheckpoint: Sendable {
         if let location = try ComponentFolder.locate(path, component: "vae", what: "VAE") {
             let inner = try openDiffusersFolder(location.folder, override: override)
             return location.inPipeline
-                ? AutoencoderCheckpoint(path: path, layout: .diffusersPipeline, config: inner.config,
-                                        weights: inner.weights)
+                ? try AutoencoderCheckpoint(path: path, layout: .diffusersPipeline, config: inner.config,
+                                            weights: inner.weights)
                 : inner
         }
         let checkpoint = try SafetensorsCheckpoint(path: path)
@@ -32,7 +42,7 @@ public struct AutoencoderCheckpoint: Sendable {
                                       recipe: VAEKeyMap.ldmRecipe(prefix: prefix, levels: levels))
             let config = try override ?? inferConfig(source, path: path)
             try config.validate(source: path)
-            return AutoencoderCheckpoint(path: path, layout: .bflSingleFile, config: config, weights: source)
+            return try AutoencoderCheckpoint(path: path, layout: .bflSingleFile, config: config, weights: source)
         }
         if isDiffusers(checkpoint) {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -65,7 +75,7 @@ public struct AutoencoderCheckpoint: Sendable {
             config = try inferConfig(source, path: weightsPath ?? folder)
         }
         try config.validate(source: configPath)
-        return AutoencoderCheckpoint(path: folder, layout: .diffusersModel, config: config, weights: source)
+        return try AutoencoderCheckpoint(path: folder, layout: .diffusersModel, config: config, weights: source)
     }
 
     static func isDiffusers(_ checkpoint: SafetensorsCheckpoint) -> Bool {
@@ -168,15 +178,22 @@ public struct AutoencoderCheckpoint: Sendable {
         try AutoencoderKL(config: config, weights: ModuleWeights(backend: backend, source: weights), parts: parts)
     }
 
-    /// Diffusers names the architecture expects in `parts` but the checkpoint lacks.
-    public func missingWeights(parts: AutoencoderParts = .all) -> [String] {
-        VAEKeyMap.referenceNames(for: config, parts: parts).filter { !weights.contains($0) }
+    /// Every weight `parts` ask for.
+    public func expected(parts: AutoencoderParts = .all) -> [ExpectedWeight] {
+        (parts.contains(.encoder) ? expectedEncoder : []) + (parts.contains(.decoder) ? expectedDecoder : [])
     }
 
-    /// Stored tensors that no expected weight reads (for an LDM file with a prefix, only names under the prefix).
-    public func unexpectedTensors() -> [String] {
-        let used = Set(VAEKeyMap.referenceNames(for: config).flatMap { weights.recipe(for: $0).sources })
+    /// How the stored tensors match what `parts` ask for. Only tensors under an LDM file's prefix can be unexpected
+    /// (a Stable Diffusion file holds other models beside its `first_stage_model.`).
+    public func check(parts: AutoencoderParts = .all) -> CheckpointCheck {
         let prefix = layout == .bflSingleFile ? Self.ldmPrefix(weights.checkpoint) ?? "" : ""
-        return weights.checkpoint.names.filter { $0.hasPrefix(prefix) && !used.contains($0) }
+        return CheckpointCheck.compare(expected: expected(parts: parts), available: weights,
+                                       inScope: { $0.hasPrefix(prefix) })
     }
+
+    /// Diffusers names the architecture expects in `parts` but the checkpoint lacks.
+    public func missingWeights(parts: AutoencoderParts = .all) -> [String] { check(parts: parts).missing }
+
+    /// Stored tensors that no expected weight reads (for an LDM file with a prefix, only names under the prefix).
+    public func unexpectedTensors() -> [String] { check().unexpected }
 }

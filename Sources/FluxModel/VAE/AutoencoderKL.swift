@@ -43,6 +43,13 @@ public final class AutoencoderKL: Sendable {
         decoder = buildDecoder ? try VAEDecoder(w.scope("decoder"), config: config) : nil
     }
 
+    /// Every weight (diffusers name, shape) an autoencoder of `config` asks for in `parts`, in the order it asks.
+    public static func expectedWeights(for config: AutoencoderConfig, parts: AutoencoderParts = .all) throws
+        -> [ExpectedWeight]
+    {
+        try WeightRecorder.expectedWeights { _ = try AutoencoderKL(config: config, weights: $0, parts: parts) }
+    }
+
     /// `vae.decode(latents).sample`: latents (B, latent_channels, h, w), as the pipeline passes them (already
     /// unscaled) → image (B, out_channels, h·f, w·f), f = 2^(levels − 1) (8 for FLUX), nominally in −1…1.
     public func decode(_ latents: Tensor) throws -> Tensor {

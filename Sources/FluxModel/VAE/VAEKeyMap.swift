@@ -9,66 +9,12 @@ import Foundation
 /// (C, C, 1, 1); `ldmName` is the inverse of diffusers' `convert_ldm_vae_checkpoint` (`loaders/single_file_utils.py`).
 public enum VAEKeyMap {
     /// Every diffusers weight name an `AutoencoderKL` of `config` has in `parts`, with its shape (attention
-    /// projections as linears (C, C)).
+    /// projections as linears (C, C)) — recorded from the module tree, not kept here
+    /// (`AutoencoderKL.expectedWeights`); empty for a config the autoencoder rejects.
     public static func referenceShapes(for c: AutoencoderConfig, parts: AutoencoderParts = .all)
         -> [(name: String, shape: [Int])]
     {
-        var weights: [(name: String, shape: [Int])] = []
-        func conv(_ name: String, _ inChannels: Int, _ outChannels: Int, _ kernel: Int) {
-            weights += [("\(name).weight", [outChannels, inChannels, kernel, kernel]), ("\(name).bias", [outChannels])]
-        }
-        func norm(_ name: String, _ channels: Int) {
-            weights += [("\(name).weight", [channels]), ("\(name).bias", [channels])]
-        }
-        func resnet(_ name: String, _ inChannels: Int, _ outChannels: Int) {
-            norm("\(name).norm1", inChannels)
-            conv("\(name).conv1", inChannels, outChannels, 3)
-            norm("\(name).norm2", outChannels)
-            conv("\(name).conv2", outChannels, outChannels, 3)
-            if inChannels != outChannels { conv("\(name).conv_shortcut", inChannels, outChannels, 1) }
-        }
-        func mid(_ name: String, _ channels: Int) {
-            resnet("\(name).resnets.0", channels, channels)
-            if c.midBlockAddAttention {
-                norm("\(name).attentions.0.group_norm", channels)
-                for projection in ["to_q", "to_k", "to_v", "to_out.0"] {
-                    weights += [("\(name).attentions.0.\(projection).weight", [channels, channels]),
-                                ("\(name).attentions.0.\(projection).bias", [channels])]
-                }
-            }
-            resnet("\(name).resnets.1", channels, channels)
-        }
-        let channels = c.blockOutChannels, widest = channels[channels.count - 1], last = channels.count - 1
-        if parts.contains(.encoder) {
-            conv("encoder.conv_in", c.inChannels, channels[0], 3)
-            for i in channels.indices {
-                for j in 0..<c.layersPerBlock {
-                    resnet("encoder.down_blocks.\(i).resnets.\(j)", j == 0 ? channels[max(i - 1, 0)] : channels[i],
-                           channels[i])
-                }
-                if i < last { conv("encoder.down_blocks.\(i).downsamplers.0.conv", channels[i], channels[i], 3) }
-            }
-            mid("encoder.mid_block", widest)
-            norm("encoder.conv_norm_out", widest)
-            conv("encoder.conv_out", widest, 2 * c.latentChannels, 3)
-            if c.useQuantConv { conv("quant_conv", 2 * c.latentChannels, 2 * c.latentChannels, 1) }
-        }
-        if parts.contains(.decoder) {
-            if c.usePostQuantConv { conv("post_quant_conv", c.latentChannels, c.latentChannels, 1) }
-            conv("decoder.conv_in", c.latentChannels, widest, 3)
-            mid("decoder.mid_block", widest)
-            let reversed = Array(channels.reversed())
-            for i in reversed.indices {
-                for j in 0...c.layersPerBlock {
-                    resnet("decoder.up_blocks.\(i).resnets.\(j)", j == 0 ? reversed[max(i - 1, 0)] : reversed[i],
-                           reversed[i])
-                }
-                if i < last { conv("decoder.up_blocks.\(i).upsamplers.0.conv", reversed[i], reversed[i], 3) }
-            }
-            norm("decoder.conv_norm_out", channels[0])
-            conv("decoder.conv_out", channels[0], c.outChannels, 3)
-        }
-        return weights
+        ((try? AutoencoderKL.expectedWeights(for: c, parts: parts)) ?? []).map { ($0.name, $0.shape) }
     }
 
     public static func referenceNames(for config: AutoencoderConfig, parts: AutoencoderParts = .all) -> [String] {

@@ -5,50 +5,16 @@
 /// separate linears and the final modulation's halves swapped; this is the inverse of diffusers'
 /// `convert_flux_transformer_checkpoint_to_diffusers` (`loaders/single_file_utils.py`).
 public enum FluxKeyMap {
-    /// Every reference (BFL) weight name a transformer of `config` has.
+    /// Every reference (BFL) weight name a transformer of `config` has (`FluxTransformer.expectedWeights`; empty for
+    /// a config the transformer rejects).
     public static func referenceNames(for config: FluxConfig) -> [String] {
         referenceShapes(for: config).map(\.name)
     }
 
-    /// Every reference (BFL) weight with its shape, in checkpoint order.
+    /// Every reference (BFL) weight with its shape, in the order the transformer asks for them — recorded from the
+    /// module tree, not kept here (`FluxTransformer.expectedWeights`); empty for a config the transformer rejects.
     public static func referenceShapes(for config: FluxConfig) -> [(name: String, shape: [Int])] {
-        let dim = config.hiddenSize, mlp = config.mlpHiddenSize, head = config.attentionHeadDim
-        var weights: [(name: String, shape: [Int])] = []
-        func linear(_ name: String, _ inFeatures: Int, _ outFeatures: Int) {
-            weights += [("\(name).weight", [outFeatures, inFeatures]), ("\(name).bias", [outFeatures])]
-        }
-        func qkNorm(_ name: String) {
-            weights += [("\(name).query_norm.scale", [head]), ("\(name).key_norm.scale", [head])]
-        }
-        linear("img_in", config.inChannels, dim)
-        linear("txt_in", config.jointAttentionDim, dim)
-        let embedders = [("time_in", 256), ("vector_in", config.pooledProjectionDim)]
-            + (config.guidanceEmbeds ? [("guidance_in", 256)] : [])
-        for (embedder, inDim) in embedders {
-            linear("\(embedder).in_layer", inDim, dim)
-            linear("\(embedder).out_layer", dim, dim)
-        }
-        for i in 0..<config.numLayers {
-            for stream in ["img", "txt"] {
-                let p = "double_blocks.\(i).\(stream)"
-                linear("\(p)_mod.lin", dim, 6 * dim)
-                linear("\(p)_attn.qkv", dim, 3 * dim)
-                qkNorm("\(p)_attn.norm")
-                linear("\(p)_attn.proj", dim, dim)
-                linear("\(p)_mlp.0", dim, mlp)
-                linear("\(p)_mlp.2", mlp, dim)
-            }
-        }
-        for i in 0..<config.numSingleLayers {
-            let p = "single_blocks.\(i)"
-            linear("\(p).linear1", dim, 3 * dim + mlp)
-            linear("\(p).linear2", dim + mlp, dim)
-            qkNorm("\(p).norm")
-            linear("\(p).modulation.lin", dim, 3 * dim)
-        }
-        linear("final_layer.linear", dim, config.outputChannels)
-        linear("final_layer.adaLN_modulation.1", dim, 2 * dim)
-        return weights
+        ((try? FluxTransformer.expectedWeights(for: config)) ?? []).map { ($0.name, $0.shape) }
     }
 
     /// BFL names stored as they are, with an optional prefix (ComfyUI files use `model.diffusion_model.`).

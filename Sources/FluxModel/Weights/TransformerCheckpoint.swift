@@ -18,6 +18,13 @@ public struct TransformerCheckpoint: Sendable {
     public let layout: CheckpointLayout
     public let config: FluxConfig
     public let weights: WeightSource
+    /// Every weight (reference name, shape) a transformer of `config` asks for (`FluxTransformer.expectedWeights`).
+    public let expected: [ExpectedWeight]
+
+    init(path: String, layout: CheckpointLayout, config: FluxConfig, weights: WeightSource) throws {
+        (self.path, self.layout, self.config, self.weights) = (path, layout, config, weights)
+        expected = try FluxTransformer.expectedWeights(for: config)
+    }
 
     /// Opens a diffusers pipeline folder (its `transformer/`), a diffusers transformer folder, a diffusers weights
     /// file or index, or a BFL single file. `config` overrides what the checkpoint says (a BFL file has no config; its
@@ -26,8 +33,8 @@ public struct TransformerCheckpoint: Sendable {
         if let location = try ComponentFolder.locate(path, component: "transformer", what: "FLUX transformer") {
             let inner = try openDiffusersFolder(location.folder, override: override)
             return location.inPipeline
-                ? TransformerCheckpoint(path: path, layout: .diffusersPipeline, config: inner.config,
-                                        weights: inner.weights)
+                ? try TransformerCheckpoint(path: path, layout: .diffusersPipeline, config: inner.config,
+                                            weights: inner.weights)
                 : inner
         }
         let checkpoint = try SafetensorsCheckpoint(path: path)
@@ -35,7 +42,7 @@ public struct TransformerCheckpoint: Sendable {
             let source = WeightSource(checkpoint: checkpoint, description: path,
                                       recipe: FluxKeyMap.bflRecipe(prefix: prefix))
             let config = try override ?? inferConfig(source, path: path)
-            return TransformerCheckpoint(path: path, layout: .bflSingleFile, config: config, weights: source)
+            return try TransformerCheckpoint(path: path, layout: .bflSingleFile, config: config, weights: source)
         }
         if checkpoint.contains("x_embedder.weight") {
             let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -56,7 +63,7 @@ public struct TransformerCheckpoint: Sendable {
         guard source.contains("img_in.weight") else {
             throw ModelError.unknownLayout(path: folder, reason: "no diffusers transformer weights (x_embedder.weight)")
         }
-        return TransformerCheckpoint(path: folder, layout: .diffusersModel, config: config, weights: source)
+        return try TransformerCheckpoint(path: folder, layout: .diffusersModel, config: config, weights: source)
     }
 
     /// The prefix before BFL names (`""`, or `model.diffusion_model.` in ComfyUI files), if this is a BFL file.
@@ -123,14 +130,12 @@ public struct TransformerCheckpoint: Sendable {
                             quantization: quantization)
     }
 
+    /// How the stored tensors match what the architecture asks for.
+    public func check() -> CheckpointCheck { CheckpointCheck.compare(expected: expected, available: weights) }
+
     /// Names the architecture expects but the checkpoint lacks (reference names).
-    public func missingWeights() -> [String] {
-        FluxKeyMap.referenceNames(for: config).filter { !weights.contains($0) }
-    }
+    public func missingWeights() -> [String] { check().missing }
 
     /// Stored tensors that no expected weight reads.
-    public func unexpectedTensors() -> [String] {
-        let used = Set(FluxKeyMap.referenceNames(for: config).flatMap { weights.recipe(for: $0).sources })
-        return weights.checkpoint.names.filter { !used.contains($0) }
-    }
+    public func unexpectedTensors() -> [String] { check().unexpected }
 }

@@ -150,26 +150,36 @@ func copyInParallel(_ pieces: [UnsafeRawBufferPointer], to destination: UnsafeMu
 }
 
 /// The weights of one module: a `WeightSource` seen under a name prefix, uploading to `backend` with shape checks —
-/// or, for benchmarks without a checkpoint, seeded random weights of whatever shape the module asks for.
+/// or, for benchmarks without a checkpoint, seeded random weights of whatever shape the module asks for — or, to learn
+/// what a checkpoint must hold, a `WeightRecorder` noting each name and shape asked for.
 public struct ModuleWeights: Sendable {
     public let backend: any Backend
     private let source: WeightSource?
     private let random: RandomWeights?
+    private let recorder: WeightRecorder?
     public private(set) var prefix: String
     /// How `linear` keeps the weights it loads (the transformer sets this for its blocks only).
     public var quantization: LinearQuantization = .none
 
     public init(backend: any Backend, source: WeightSource, prefix: String = "") {
-        (self.backend, self.source, self.random, self.prefix) = (backend, source, nil, prefix)
+        (self.backend, self.source, self.random, self.recorder, self.prefix) = (backend, source, nil, nil, prefix)
     }
 
     /// Weights drawn from `random` instead of a checkpoint.
     public init(backend: any Backend, random: RandomWeights, prefix: String = "") {
-        (self.backend, self.source, self.random, self.prefix) = (backend, nil, random, prefix)
+        (self.backend, self.source, self.random, self.recorder, self.prefix) = (backend, nil, random, nil, prefix)
+    }
+
+    /// Weights that hold no numbers: each one asked for is noted in `recorder` (see `WeightRecorder`).
+    public init(recording recorder: WeightRecorder, prefix: String = "") {
+        (self.backend, self.source, self.random, self.recorder, self.prefix) =
+            (RecordingBackend(), nil, nil, recorder, prefix)
     }
 
     /// Where the weights come from, for messages.
-    public var description: String { source?.description ?? random?.description ?? "weights" }
+    public var description: String {
+        source?.description ?? random?.description ?? (recorder != nil ? "weight recorder" : "weights")
+    }
 
     /// The weights of a child module: `scope("img_attn")` under `double_blocks.3.` reads `double_blocks.3.img_attn.*`.
     public func scope(_ name: String) -> ModuleWeights {
@@ -179,13 +189,17 @@ public struct ModuleWeights: Sendable {
     }
 
     /// The shape the checkpoint stores for `name` (nil when absent, or for random weights), for modules that accept
-    /// more than one stored form of the same numbers.
+    /// more than one stored form of the same numbers. Recording, nil: the module's own form is what it expects.
     public func storedShape(_ name: String) -> [Int]? { source?.shape(prefix + name) }
 
     /// Loads `name`, checking its shape, and uploads it.
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         let full = prefix + name
         if let random { return try random.tensor(full, shape: shape, on: backend) }
+        if let recorder {
+            recorder.record(full, shape: shape)
+            return Tensor(shape: shape, dtype: .f32, storage: RecordedStorage())
+        }
         guard let source, let stored = source.shape(full) else {
             throw ModelError.missingWeight(name: full, source: description)
         }

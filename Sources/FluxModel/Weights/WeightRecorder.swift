@@ -1,0 +1,114 @@
+import FluxCore
+import Foundation
+
+/// One weight a module asks for: its reference name and shape.
+public struct ExpectedWeight: Sendable, Equatable, Hashable {
+    public var name: String
+    public var shape: [Int]
+
+    public init(name: String, shape: [Int]) { (self.name, self.shape) = (name, shape) }
+}
+
+/// Records the weights a module tree asks for while it is built, so that the expected names and shapes of a
+/// checkpoint come from the model code itself instead of a hand-kept list.
+///
+/// `ModuleWeights(recording:)` hands out tensors that hold no memory (`RecordedStorage`) on `RecordingBackend`, which
+/// runs no op but the views module constructors take (`slice`); building a full-size FLUX.1-dev this way costs
+/// microseconds per weight.
+public final class WeightRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded: [ExpectedWeight] = []
+    private var seen: Set<String> = []
+
+    public init() {}
+
+    /// Every weight asked for, in the order the module tree asked; a name asked for twice is listed once.
+    public var weights: [ExpectedWeight] {
+        lock.lock()
+        defer { lock.unlock() }
+        return recorded
+    }
+
+    func record(_ name: String, shape: [Int]) {
+        lock.lock()
+        defer { lock.unlock() }
+        if seen.insert(name).inserted { recorded.append(ExpectedWeight(name: name, shape: shape)) }
+    }
+
+    /// The weights `build` asks for when it builds a module tree from the weights it is given.
+    public static func expectedWeights(_ build: (ModuleWeights) throws -> Void) rethrows -> [ExpectedWeight] {
+        let recorder = WeightRecorder()
+        try build(ModuleWeights(recording: recorder))
+        return recorder.weights
+    }
+}
+
+/// Storage of a recorded weight: none.
+final class RecordedStorage: TensorStorage {
+    var byteCount: Int { 0 }
+}
+
+/// The backend of a recording `ModuleWeights`. Module constructors only take views of their weights (a single
+/// block's rows of `linear1`), which it answers with shapes; every computing op throws, since its tensors hold no
+/// numbers.
+final class RecordingBackend: Backend {
+    var name: String { "weight-recorder" }
+
+    private func shapeOnly(_ shape: [Int]) -> Tensor { Tensor(shape: shape, dtype: .f32, storage: RecordedStorage()) }
+    private func noNumbers(_ op: String) -> TensorError { .foreignStorage(op: op, backend: name) }
+
+    func upload(_ host: HostTensor) throws -> Tensor { shapeOnly(host.shape) }
+    func slice(_ x: Tensor, axis: Int, start: Int, count: Int) throws -> Tensor {
+        shapeOnly(try OpShapes.slice(x, axis: axis, start: start, count: count).shape)
+    }
+
+    func download(_ tensor: Tensor) throws -> HostTensor { throw noNumbers("download") }
+    func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
+        throw noNumbers("linear")
+    }
+    func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
+        throw noNumbers("linear")
+    }
+    func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows { throw noNumbers("quantizeRows") }
+    func modulatedLayerNormFP8(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> QuantizedRows {
+        throw noNumbers("modulatedLayerNormFP8")
+    }
+    func linear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws -> Tensor {
+        throw noNumbers("linear")
+    }
+    func attention(q: Tensor, k: Tensor, v: Tensor, scale: Float, bias: Tensor?, causal: Bool) throws -> Tensor {
+        throw noNumbers("attention")
+    }
+    func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor {
+        throw noNumbers("layerNorm")
+    }
+    func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor { throw noNumbers("rmsNorm") }
+    func modulatedLayerNorm(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> Tensor {
+        throw noNumbers("modulatedLayerNorm")
+    }
+    func activation(_ x: Tensor, _ kind: Activation) throws -> Tensor { throw noNumbers("activation") }
+    func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { throw noNumbers("add") }
+    func multiply(_ a: Tensor, _ b: Tensor) throws -> Tensor { throw noNumbers("multiply") }
+    func gatedAdd(_ residual: Tensor, _ x: Tensor, gate: Tensor) throws -> Tensor { throw noNumbers("gatedAdd") }
+    func concat(_ parts: [Tensor], axis: Int) throws -> Tensor { throw noNumbers("concat") }
+    func permute(_ x: Tensor, _ order: [Int]) throws -> Tensor { throw noNumbers("permute") }
+    func embedding(_ table: Tensor, ids: [Int32], shape: [Int]) throws -> Tensor { throw noNumbers("embedding") }
+    func scaleShift(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor { throw noNumbers("scaleShift") }
+    func addScaled(_ a: Tensor, _ b: Tensor, scale: Float) throws -> Tensor { throw noNumbers("addScaled") }
+    func absSum(_ x: Tensor) throws -> Float { throw noNumbers("absSum") }
+    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Padding2D) throws -> Tensor {
+        throw noNumbers("conv2d")
+    }
+    func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float, activation: Activation) throws
+        -> Tensor
+    {
+        throw noNumbers("groupNorm")
+    }
+    func upsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor { throw noNumbers("upsampleNearest") }
+    func attentionInputs(_ streams: [QKVProjection], heads: Int, eps: Float, cos: Tensor, sin: Tensor) throws
+        -> AttentionHeads
+    {
+        throw noNumbers("attentionInputs")
+    }
+    func rope(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor { throw noNumbers("rope") }
+}
