@@ -161,7 +161,9 @@ struct EndToEndTests {
             }
             #expect(second.terminationStatus == 1)
             let text = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
-            #expect(text == "error: port \(first.port) on 127.0.0.1 is already in use; choose another with --port\n",
+            // The start-up `config:` line, then exactly one error line.
+            #expect(text.split(separator: "\n").filter { !$0.hasPrefix("config: ") }
+                        == ["error: port \(first.port) on 127.0.0.1 is already in use; choose another with --port"],
                     "stderr: \(text)\nstdout: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
             #expect(first.signal(SIGTERM) == 0)
         }

@@ -58,57 +58,57 @@ final class RecordingBackend: Backend {
     private func noNumbers(_ op: String) -> TensorError { .foreignStorage(op: op, backend: name) }
 
     func upload(_ host: HostTensor) throws -> Tensor { shapeOnly(host.shape) }
-    func slice(_ x: Tensor, axis: Int, start: Int, count: Int) throws -> Tensor {
-        shapeOnly(try OpShapes.slice(x, axis: axis, start: start, count: count).shape)
+    /// FluxCore has checked the operands (`Backend.slice`); the view's shape is all there is to give.
+    func uncheckedSlice(_ x: Tensor, axis: Int, start: Int, count: Int) throws -> Tensor {
+        var shape = x.shape
+        shape[axis < 0 ? axis + shape.count : axis] = count
+        return shapeOnly(shape)
     }
 
     func download(_ tensor: Tensor) throws -> HostTensor { throw noNumbers("download") }
-    func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
+    func synchronize() throws {}
+    func uncheckedLinear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
         throw noNumbers("linear")
     }
-    func linear(concatenating parts: [Tensor], weight: Tensor, bias: Tensor?, activation: Activation) throws -> Tensor {
+    func uncheckedQuantizeRows(_ x: Tensor) throws -> QuantizedRows { throw noNumbers("quantizeRows") }
+    func uncheckedLinear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws
+        -> Tensor
+    {
         throw noNumbers("linear")
     }
-    func quantizeRows(_ parts: [Tensor]) throws -> QuantizedRows { throw noNumbers("quantizeRows") }
-    func modulatedLayerNormFP8(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> QuantizedRows {
-        throw noNumbers("modulatedLayerNormFP8")
-    }
-    func linear(_ x: QuantizedRows, weight: QuantizedWeight, bias: Tensor?, activation: Activation) throws -> Tensor {
-        throw noNumbers("linear")
-    }
-    func attention(q: Tensor, k: Tensor, v: Tensor, scale: Float, bias: Tensor?, causal: Bool) throws -> Tensor {
+    func uncheckedAttention(q: Tensor, k: Tensor, v: Tensor, scale: Float, bias: Tensor?, causal: Bool) throws
+        -> Tensor
+    {
         throw noNumbers("attention")
     }
-    func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor {
+    func uncheckedLayerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor {
         throw noNumbers("layerNorm")
     }
-    func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor { throw noNumbers("rmsNorm") }
-    func modulatedLayerNorm(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> Tensor {
+    func uncheckedRmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor { throw noNumbers("rmsNorm") }
+    func uncheckedModulatedLayerNorm(_ x: Tensor, shift: Tensor, scale: Tensor, eps: Float) throws -> Tensor {
         throw noNumbers("modulatedLayerNorm")
     }
-    func activation(_ x: Tensor, _ kind: Activation) throws -> Tensor { throw noNumbers("activation") }
-    func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { throw noNumbers("add") }
-    func multiply(_ a: Tensor, _ b: Tensor) throws -> Tensor { throw noNumbers("multiply") }
-    func gatedAdd(_ residual: Tensor, _ x: Tensor, gate: Tensor) throws -> Tensor { throw noNumbers("gatedAdd") }
-    func concat(_ parts: [Tensor], axis: Int) throws -> Tensor { throw noNumbers("concat") }
-    func permute(_ x: Tensor, _ order: [Int]) throws -> Tensor { throw noNumbers("permute") }
-    func embedding(_ table: Tensor, ids: [Int32], shape: [Int]) throws -> Tensor { throw noNumbers("embedding") }
-    func scaleShift(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor { throw noNumbers("scaleShift") }
-    func addScaled(_ a: Tensor, _ b: Tensor, scale: Float) throws -> Tensor { throw noNumbers("addScaled") }
-    func absSum(_ x: Tensor) throws -> Float { throw noNumbers("absSum") }
-    func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Padding2D) throws -> Tensor {
+    func uncheckedActivation(_ x: Tensor, _ kind: Activation) throws -> Tensor { throw noNumbers("activation") }
+    func uncheckedAdd(_ a: Tensor, _ b: Tensor) throws -> Tensor { throw noNumbers("add") }
+    func uncheckedMultiply(_ a: Tensor, _ b: Tensor) throws -> Tensor { throw noNumbers("multiply") }
+    func uncheckedGatedAdd(_ residual: Tensor, _ x: Tensor, gate: Tensor) throws -> Tensor {
+        throw noNumbers("gatedAdd")
+    }
+    func uncheckedConcat(_ parts: [Tensor], axis: Int) throws -> Tensor { throw noNumbers("concat") }
+    func uncheckedPermute(_ x: Tensor, _ order: [Int]) throws -> Tensor { throw noNumbers("permute") }
+    func uncheckedEmbedding(_ table: Tensor, ids: [Int32], shape: [Int]) throws -> Tensor {
+        throw noNumbers("embedding")
+    }
+    func uncheckedScaleShift(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor { throw noNumbers("scaleShift") }
+    func uncheckedAddScaled(_ a: Tensor, _ b: Tensor, scale: Float) throws -> Tensor { throw noNumbers("addScaled") }
+    func uncheckedAbsSum(_ x: Tensor) throws -> Float { throw noNumbers("absSum") }
+    func uncheckedConv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int, padding: Padding2D) throws -> Tensor {
         throw noNumbers("conv2d")
     }
-    func groupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float, activation: Activation) throws
-        -> Tensor
+    func uncheckedGroupNorm(_ x: Tensor, groups: Int, weight: Tensor, bias: Tensor, eps: Float,
+                            activation: Activation) throws -> Tensor
     {
         throw noNumbers("groupNorm")
     }
-    func upsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor { throw noNumbers("upsampleNearest") }
-    func attentionInputs(_ streams: [QKVProjection], heads: Int, eps: Float, cos: Tensor, sin: Tensor) throws
-        -> AttentionHeads
-    {
-        throw noNumbers("attentionInputs")
-    }
-    func rope(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor { throw noNumbers("rope") }
+    func uncheckedUpsampleNearest(_ x: Tensor, factor: Int) throws -> Tensor { throw noNumbers("upsampleNearest") }
 }
