@@ -97,6 +97,22 @@ import Testing
         }
     }
 
+    /// The shared strict reader judges bodies first: what Foundation's parser would take (a trailing comma, a key
+    /// given twice, of which it keeps one) is 400 `invalid_json`, never a job.
+    @Test func looseJSONIsRefused() async throws {
+        try await withServer { client, app in
+            for uri in ["/v1/jobs", "/v1/images/generations"] {
+                for text in [#"{"prompt": "a red circle",}"#, #"{"prompt": "a", "prompt": "b"}"#,
+                             #"{"prompt": "a red circle"} {}"#, #"{"prompt": "a" /* c */}"#] {
+                    let response = try await client.execute(uri: uri, method: .post, headers: jsonHeaders,
+                                                            body: ByteBuffer(string: text))
+                    Self.expectShape(response, status: .badRequest, code: "invalid_json", "\(uri) \(text)")
+                }
+            }
+            #expect(try await app.runtime.store.jobs(ownerKeyDigest: nil, after: nil, limit: 10)?.jobs.isEmpty == true)
+        }
+    }
+
     @Test func numbersOfTheWrongKindNameTheFieldAndRange() async throws {
         try await withServer { client, _ in
             for uri in ["/v1/jobs", "/v1/images/generations"] {
