@@ -16,7 +16,7 @@ extension CUDABackend {
         /// How products choose their cuBLASLt algorithm (`--gemm-tune`).
         public var gemmTuning: GemmTuneSettings
         /// fp8 products accumulate without periodic promotion to f32 (cuBLASLt's FAST_ACCUM; `--fp8-fast-accum`).
-        /// Measured on an H100 (bench/results/2026-11-26-gpu-fp8.md): a step in 91.3 ms instead of 101.5, and the
+        /// Measured on an H100 (bench/results/2026-11-26-gpu-fp8/README.md): a step in 91.3 ms instead of 101.5, and the
         /// error against diffusers f32 3.80e-2 instead of 3.76e-2 (fp8's rounding dominates).
         public var fp8FastAccumulation: Bool
         /// How `conv2d` chooses its implementation (`--conv`).

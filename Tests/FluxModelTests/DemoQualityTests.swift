@@ -7,7 +7,7 @@ import Testing
 /// The shipped demo model (`--model demo`, trained by tools/demo_model/) draws what it is asked: on 16 held-out
 /// prompts at its default settings, the colour, shape and count read back from the pictures must reach the goals:
 /// colour ≥ 90%, shape ≥ 75%, count ≥ 70% (on the 64-prompt evaluation the shipped model scores 100%, 89% and 91%:
-/// bench/results/2026-11-26-demo-fbcache.md). The reading is tools/demo_model/classify.py's, in Swift.
+/// bench/results/2026-11-26-demo-fbcache/README.md). The reading is tools/demo_model/classify.py's, in Swift.
 @Suite struct DemoQualityTests {
     struct Prompt: Sendable {
         let text: String, count: Int, color: String, shape: String
@@ -35,7 +35,7 @@ import Testing
     ]
 
     /// Exact, and with `--quantize fp8` (the same goals hold: the 64-prompt yardstick of
-    /// bench/results/2026-11-26-demo-fp8.md reads 100% / 92% / 91% with fp8).
+    /// bench/results/2026-11-26-demo-fp8/README.md reads 100% / 92% / 91% with fp8).
     @Test(arguments: [LinearQuantization.none, .fp8])
     func demoModelDrawsWhatItIsAsked(_ quantization: LinearQuantization) throws {
         let components = try PipelineComponents.resolve(demoModelPath)
