@@ -8,16 +8,8 @@
 #     check call verified, when staged, and say so), then fluxserve bench and diffusers bench (eager and torch.compile) of t5,
 #     clip and the step at 1024², and the numeric comparison — the results table from one call.
 set -uo pipefail
-# One dated folder per run, laid out as it will sit in the repository: $OUT/bench/results/DATE-CARD-NAME/ (RUN names
-# it, default "perf"), with a README.md to complete (what was measured, headline numbers, commit) beside the JSON.
-# Bring it back with `cp -r <files_at>/bench/results/* bench/results/` and add a row to bench/results/README.md.
-card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oiE 'h100|h200|b200|a100|l40s' \
-  | tr '[:upper:]' '[:lower:]')
-run=$(date -u +%F)-${card:-gpu}-${RUN:-perf}
-out=${OUT:-/tmp/out}/bench/results/$run; mkdir -p "$out"
-{ echo "# $run"; echo; echo "Date: $(date -u +%F). Card: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)."
-  echo; echo "Command: \`$(for v in MODE; do [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)bash $0\`"
-  echo; echo "TODO: commit, what was measured, headline numbers (see bench/results/README.md)."; } > "$out/README.md"
+. "$(dirname "$0")/results_folder.sh"
+results_folder perf MODE
 bin=/tmp/fluxserve
 python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.gpu/fluxserve.xz'), open('$bin', 'wb'))" && chmod +x $bin
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl && export PYTHONPATH=/tmp/site

@@ -7,16 +7,8 @@
 #   STARTUP=1 the first image from a full-size checkpoint, FP8=1 the step and image with --quantize fp8 (FP8_STAGES)
 #   and its numbers against diffusers.
 set -uo pipefail
-# One dated folder per run, laid out as it will sit in the repository: $OUT/bench/results/DATE-CARD-NAME/ (RUN names
-# it, default "bench"), with a README.md to complete (what was measured, headline numbers, commit) beside the JSON.
-# Bring it back with `cp -r <files_at>/bench/results/* bench/results/` and add a row to bench/results/README.md.
-card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oiE 'h100|h200|b200|a100|l40s' \
-  | tr '[:upper:]' '[:lower:]')
-run=$(date -u +%F)-${card:-gpu}-${RUN:-bench}
-out=${OUT:-/tmp/out}/bench/results/$run; mkdir -p "$out"
-{ echo "# $run"; echo; echo "Date: $(date -u +%F). Card: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)."
-  echo; echo "Command: \`$(for v in STAGES COMPILE LAYERS SELFTEST PROFILE UNTUNED STARTUP FP8 FP8_STAGES; do [ -n "${!v:-}" ] && printf '%s=%s ' "$v" "${!v}"; done)bash $0\`"
-  echo; echo "TODO: commit, what was measured, headline numbers (see bench/results/README.md)."; } > "$out/README.md"
+. "$(dirname "$0")/results_folder.sh"
+results_folder bench STAGES COMPILE LAYERS SELFTEST PROFILE UNTUNED STARTUP FP8 FP8_STAGES
 bin=/tmp/fluxserve
 python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.gpu/fluxserve.xz'), open('$bin', 'wb'))" && chmod +x $bin
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl && export PYTHONPATH=/tmp/site
