@@ -75,6 +75,9 @@ public struct APIError: Error, HTTPResponseError, CustomStringConvertible {
         case .seed: field = "seed"
         case .cacheThreshold: field = "cache_threshold"
         case .imageCount: field = "n"
+        case .strength: field = "strength"
+        case .trueCFGScale: field = "true_cfg_scale"
+        case .negativePrompt: field = "negative_prompt"
         }
         let name = error.parameter == .width || error.parameter == .height ? error.parameter.rawValue : field
         return invalidValue(field, "\(name) \(error.reason)")

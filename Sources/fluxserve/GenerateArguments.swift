@@ -29,6 +29,9 @@ extension GenerationRules {
             case .seed: "--seed \(request.seed)"
             case .cacheThreshold: "--cache-threshold \(request.cacheThreshold)"
             case .imageCount: "--num-images \(request.imagesPerPrompt)"
+            case .strength: "--strength \(request.strength.map { "\($0)" } ?? "")"
+            case .trueCFGScale: "--true-cfg-scale \(request.trueCFGScale)"
+            case .negativePrompt: "--negative-prompt"
             }
             throw ValidationError("\(flag): \(error.reason)")
         }

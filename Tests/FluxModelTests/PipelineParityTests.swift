@@ -4,8 +4,10 @@ import FluxModel
 import Foundation
 import Testing
 
-/// Prompt → image against diffusers' FluxPipeline on tiny random pipelines (`tools/reference/make_pipeline_fixtures.py`):
-/// the same initial latents must give the same image within 1e-3, and with First Block Cache the same steps skipped.
+/// The whole pipeline against diffusers on tiny random pipelines: text-to-image (`FluxPipeline`,
+/// `tools/reference/make_pipeline_fixtures.py`) and the edit pipelines — img2img, inpainting, Fill (inpaint and
+/// outpaint), Kontext (square and another output size) and true CFG (`make_edit_fixtures.py`). The same initial noise
+/// (and image and mask) must give the same image within 1e-3, and with First Block Cache the same steps skipped.
 @Suite struct PipelineParityTests {
     static let cases: [String] = {
         let folder = fixturePath("pipeline", "cases")
@@ -13,22 +15,25 @@ import Testing
             .filter { $0.hasSuffix(".inputs.safetensors") }.map { String($0.dropLast(".inputs.safetensors".count)) }
     }()
 
-    @Test func fixturesArePresent() { #expect(Self.cases.count >= 4) }
+    @Test func fixturesArePresent() { #expect(Self.cases.count >= 13) }
+
+    /// The diffusers class each mode is checked against.
+    static let classes: [String: GenerationMode] = [
+        "FluxPipeline": .textToImage, "FluxImg2ImgPipeline": .imageToImage, "FluxInpaintPipeline": .inpainting,
+        "FluxFillPipeline": .fill, "FluxKontextPipeline": .kontext,
+    ]
 
     @Test(arguments: cases) func imageMatchesDiffusers(_ name: String) throws {
         let inputs = try SafetensorsFile(path: fixturePath("pipeline", "cases", "\(name).inputs.safetensors"))
         let expected = try SafetensorsFile(path: fixturePath("pipeline", "cases", "\(name).image.safetensors"))
         let m = inputs.metadata
         let backend = CPUBackend()
-        let pipeline = try FluxPipeline(try PipelineComponents.resolve(fixturePath("pipeline", m["pipeline"] ?? "")),
-                                        backend: backend)
-        let latents = try inputs.tensor("latents")
-        let request = GenerationRequest(
-            prompts: [m["prompt"] ?? ""], width: Int(m["width"] ?? "") ?? 0, height: Int(m["height"] ?? "") ?? 0,
-            steps: Int(m["num_inference_steps"] ?? "") ?? 0, guidanceScale: Float(m["guidance_scale"] ?? "") ?? 0,
-            seed: 0, imagesPerPrompt: latents.shape[0], cacheThreshold: Float(m["cache_threshold"] ?? "") ?? 0,
-            maxSequenceLength: Int(m["max_sequence_length"] ?? "") ?? 0)
-        let result = try pipeline.generate(request, latents: try backend.upload(latents))
+        let components = try PipelineComponents.resolve(fixturePath("pipeline", m["pipeline"] ?? ""))
+        let pipeline = try FluxPipeline(components, backend: backend)
+        let evalCase = try PipelineEvalCase(metadata: m, tensor: { inputs.info($0) == nil ? nil : try inputs.tensor($0) },
+                                            defaults: try PipelineDefaults.of(components), source: name)
+        #expect(try pipeline.mode(for: evalCase.request) == Self.classes[m["class"] ?? "FluxPipeline"])
+        let result = try pipeline.generate(evalCase.request, latents: try backend.upload(evalCase.latents))
         let reference = try expected.tensor("image")
         #expect(result.images.shape == reference.shape)
         let error = maxRelativeError(result.images.floats(), reference.floats())

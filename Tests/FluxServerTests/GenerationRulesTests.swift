@@ -43,6 +43,26 @@ import Testing
         #expect(refused(request(width: 100))?.reason == "must be a multiple of 16, got 100")
     }
 
+    /// Issue 13: strength in (0, 1]; a true CFG scale in 1…100 exactly when a negative prompt is given.
+    @Test func editRules() {
+        func with(strength: Double? = nil, scale: Float = 1, negative: [String] = []) -> GenerationRequest {
+            var r = request()
+            (r.strength, r.trueCFGScale, r.negativePrompts) = (strength, scale, negative)
+            return r
+        }
+        #expect(refused(with(strength: 1)) == nil)
+        #expect(refused(with(strength: 0.01)) == nil)
+        for bad in [0, -0.5, 1.01, .nan, .infinity] {
+            #expect(refused(with(strength: bad))?.parameter == .strength)
+        }
+        #expect(refused(with(scale: 4, negative: [""])) == nil)
+        #expect(refused(with(scale: 4))?.parameter == .trueCFGScale)
+        #expect(refused(with(scale: 0.5, negative: ["blurry"]))?.parameter == .trueCFGScale)
+        #expect(refused(with(scale: 101, negative: ["blurry"]))?.parameter == .trueCFGScale)
+        #expect(refused(with(scale: .nan, negative: ["blurry"]))?.parameter == .trueCFGScale)
+        #expect(refused(with(negative: ["blurry"]))?.parameter == .negativePrompt)
+    }
+
     @Test func seedsParseAsUnsigned64() throws {
         #expect(try GenerationRules.seed(parsing: "0") == 0)
         #expect(try GenerationRules.seed(parsing: "18446744073709551615") == .max)
@@ -55,7 +75,8 @@ import Testing
     @Test func theServiceMapsRulesToFields() throws {
         let cases: [(GenerationRuleError.Parameter, String)] = [
             (.prompt, "prompt"), (.width, "size"), (.height, "size"), (.steps, "steps"), (.guidance, "guidance"),
-            (.seed, "seed"), (.cacheThreshold, "cache_threshold"), (.imageCount, "n"),
+            (.seed, "seed"), (.cacheThreshold, "cache_threshold"), (.imageCount, "n"), (.strength, "strength"),
+            (.trueCFGScale, "true_cfg_scale"), (.negativePrompt, "negative_prompt"),
         ]
         #expect(cases.count == GenerationRuleError.Parameter.allCases.count)
         for (parameter, field) in cases {

@@ -2,31 +2,6 @@ import FluxCore
 import FluxTokenizers
 import Foundation
 
-/// What to generate. Sizes in pixels; `guidanceScale` only matters for guidance-distilled models (dev).
-public struct GenerationRequest: Sendable {
-    public var prompts: [String]
-    public var width: Int
-    public var height: Int
-    public var steps: Int
-    public var guidanceScale: Float
-    public var seed: UInt64
-    public var imagesPerPrompt: Int
-    /// First Block Cache threshold; 0 runs every block at every step.
-    public var cacheThreshold: Float
-    public var maxSequenceLength: Int
-
-    public init(prompts: [String], width: Int, height: Int, steps: Int, guidanceScale: Float, seed: UInt64,
-                imagesPerPrompt: Int = 1, cacheThreshold: Float = 0, maxSequenceLength: Int) {
-        (self.prompts, self.width, self.height, self.steps, self.guidanceScale, self.seed) =
-            (prompts, width, height, steps, guidanceScale, seed)
-        (self.imagesPerPrompt, self.cacheThreshold, self.maxSequenceLength) =
-            (imagesPerPrompt, cacheThreshold, maxSequenceLength)
-    }
-
-    /// Images in the batch: prompts × images per prompt.
-    public var batch: Int { prompts.count * imagesPerPrompt }
-}
-
 /// Progress of one generation, reported after every denoising step.
 public struct StepProgress: Sendable {
     public let step: Int
@@ -71,6 +46,8 @@ public final class FluxPipeline: @unchecked Sendable {
     public let clipTokenizer: CLIPTokenizer
     public let t5Tokenizer: T5Tokenizer
     public let scheduler: SchedulerConfig
+    /// What the model does with an input image (`mode(for:)`).
+    public let variant: ModelVariant
 
     /// Loads every component onto `backend`; `quantization` applies to the transformer's blocks.
     public init(_ components: PipelineComponents, backend: any Backend, quantization: LinearQuantization = .none)
@@ -83,8 +60,9 @@ public final class FluxPipeline: @unchecked Sendable {
         clip = try CLIPCheckpoint.open(components.textEncoder).load(on: backend)
         t5 = try T5Checkpoint.open(components.textEncoder2).load(on: backend)
         transformer = try components.transformer.load(on: backend, quantization: quantization)
-        vae = try components.vae.load(on: backend, parts: .decoder)
+        vae = try components.vae.load(on: backend, parts: .all)
         scheduler = components.scheduler
+        variant = components.variant
         guard transformer.config.pooledProjectionDim == clip.config.hiddenSize else {
             throw ModelError.invalidConfig(source: components.path, reason:
                 "transformer pooled_projection_dim \(transformer.config.pooledProjectionDim) ≠ CLIP hidden size \(clip.config.hiddenSize)")
@@ -93,9 +71,16 @@ public final class FluxPipeline: @unchecked Sendable {
             throw ModelError.invalidConfig(source: components.path, reason:
                 "transformer joint_attention_dim \(transformer.config.jointAttentionDim) ≠ T5 d_model \(t5.config.dModel)")
         }
-        guard transformer.config.inChannels == 4 * vae.config.latentChannels else {
+        // Packed latents carry 4C channels; Fill's input adds the masked image's 4C and the f×f pixel mask per 2×2
+        // patch (4f²): 64 + 64 + 256 = 384 for FLUX.1 Fill.
+        let packed = 4 * vae.config.latentChannels, f = vae.config.downsamplingFactor
+        let input = variant == .fill ? 2 * packed + 4 * f * f : packed
+        guard transformer.config.inChannels == input, transformer.config.outputChannels == packed else {
+            let expected = variant == .fill ? "2 × 4 × latent channels + 4 × \(f)² = \(input)" : "4 × latent channels = \(input)"
             throw ModelError.invalidConfig(source: components.path, reason:
-                "transformer in_channels \(transformer.config.inChannels) ≠ 4 × VAE latent channels \(vae.config.latentChannels)")
+                "a \(variant.pipelineClass) transformer needs in_channels \(expected) and out_channels \(packed) for "
+                + "this VAE (\(vae.config.latentChannels) latent channels), got \(transformer.config.inChannels) and "
+                + "\(transformer.config.outputChannels)")
         }
     }
 
@@ -136,11 +121,12 @@ public final class FluxPipeline: @unchecked Sendable {
         return try geometry.pack(latents, on: backend)
     }
 
-    /// Runs the whole pipeline. `latents` (B, tokens, 4·latent channels) replaces the seeded noise when given.
-    /// An error thrown by `progress` stops the run after that step and is rethrown (how a caller cancels).
+    /// Runs the whole pipeline: text-to-image, or an edit of `request.image` (`mode(for:)`). `latents`
+    /// (B, tokens, 4·latent channels), the packed Gaussian noise, replaces the seeded noise when given. An error thrown
+    /// by `progress` stops the run after that step and is rethrown (how a caller cancels).
     public func generate(_ request: GenerationRequest, latents given: Tensor? = nil,
                          progress: ((StepProgress) throws -> Void)? = nil) throws -> GenerationResult {
-        try validate(request)
+        let mode = try validate(request)
         let geometry = try self.geometry(width: request.width, height: request.height)
         let batch = request.batch
         let clock = ContinuousClock(), start = clock.now
@@ -148,33 +134,58 @@ public final class FluxPipeline: @unchecked Sendable {
             let d = clock.now - t
             return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
         }
-        let (promptEmbeds, pooled) = try encodePrompts(request.prompts, imagesPerPrompt: request.imagesPerPrompt,
-                                                       maxSequenceLength: request.maxSequenceLength)
-        let encodeTime = seconds(since: start)
+        let positive = try encodePrompts(request.prompts, imagesPerPrompt: request.imagesPerPrompt,
+                                         maxSequenceLength: request.maxSequenceLength)
+        let negative = request.usesTrueCFG
+            ? try encodePrompts(negativePrompts(request), imagesPerPrompt: request.imagesPerPrompt,
+                                maxSequenceLength: request.maxSequenceLength) : nil
 
-        var latents = try given ?? initialLatents(geometry, batch: batch, seed: request.seed)
-        guard latents.shape == [batch, geometry.imageTokens, geometry.packedChannels] else {
-            throw ModelError.inputShape(name: "latents", shape: latents.shape,
+        let noise = try given ?? initialLatents(geometry, batch: batch, seed: request.seed)
+        guard noise.shape == [batch, geometry.imageTokens, geometry.packedChannels] else {
+            throw ModelError.inputShape(name: "latents", shape: noise.shape,
                                         expected: "(\(batch), \(geometry.imageTokens), \(geometry.packedChannels))")
         }
-        let schedule = try scheduler.schedule(steps: request.steps, imageSeqLen: geometry.imageTokens)
+        let full = try scheduler.schedule(steps: request.steps, imageSeqLen: geometry.imageTokens)
+        let schedule = mode.usesStrength ? try full.trimmed(strength: request.strength ?? mode.defaultStrength) : full
+        let edit = try EditConditioning(mode: mode, request: request, geometry: geometry, schedule: schedule,
+                                        pipeline: self)
+        var latents = try edit.start(noise: noise, schedule: schedule, on: backend)
+        let encodeTime = seconds(since: start)
+
         let guidance = transformer.config.guidanceEmbeds ? Array(repeating: request.guidanceScale, count: batch) : nil
+        let imageIds = geometry.imageIds + (edit.reference?.ids ?? [])
         let pe = try transformer.positionEmbedding(
-            txtIds: LatentGeometry.textIds(count: promptEmbeds.shape[1], axes: transformer.config.axesDimsRope.count),
-            imgIds: geometry.imageIds.map { Array($0.prefix(transformer.config.axesDimsRope.count)) })
-        let cache = request.cacheThreshold > 0 ? FirstBlockCache(threshold: request.cacheThreshold) : nil
-        let denoiseStart = clock.now
+            txtIds: LatentGeometry.textIds(count: positive.promptEmbeds.shape[1],
+                                           axes: transformer.config.axesDimsRope.count),
+            imgIds: imageIds.map { Array($0.prefix(transformer.config.axesDimsRope.count)) })
         let timesteps = (0..<schedule.steps).map { Array(repeating: schedule.modelTimestep($0), count: batch) }
-        // Every step's modulations in one product per layer, when they are few enough rows to hold.
-        let conditioning = schedule.steps * batch <= FluxTransformer.scheduleConditioningRowLimit
-            ? try transformer.conditioning(y: pooled, timesteps: timesteps,
-                                           guidance: guidance.map { Array(repeating: $0, count: schedule.steps) })
-            : nil
+        // One prediction per prompt set, each with its own First Block Cache (diffusers' "cond" and "uncond" cache
+        // contexts) and every step's modulations in one product per layer when they are few enough rows to hold.
+        let branches = try [positive, negative].compactMap { $0 }.map { embeds in
+            (embeds: embeds, cache: request.cacheThreshold > 0 ? FirstBlockCache(threshold: request.cacheThreshold) : nil,
+             conditioning: schedule.steps * batch <= FluxTransformer.scheduleConditioningRowLimit
+                ? try transformer.conditioning(y: embeds.pooled, timesteps: timesteps,
+                                               guidance: guidance.map { Array(repeating: $0, count: schedule.steps) })
+                : nil)
+        }
+        let denoiseStart = clock.now
         for i in 0..<schedule.steps {
-            let velocity = try transformer(img: latents, txt: promptEmbeds, y: pooled, timesteps: timesteps[i],
-                                           guidance: guidance, pe: pe, cache: cache, conditioning: conditioning,
-                                           step: i)
+            let input = try edit.modelInput(latents, on: backend)
+            let predictions = try branches.map { branch in
+                try edit.generated(try transformer(img: input, txt: branch.embeds.promptEmbeds, y: branch.embeds.pooled,
+                                                   timesteps: timesteps[i], guidance: guidance, pe: pe,
+                                                   cache: branch.cache, conditioning: branch.conditioning, step: i),
+                                   tokens: geometry.imageTokens, on: backend)
+            }
+            var velocity = predictions[0]
+            if predictions.count == 2 {
+                // negative + scale · (positive − negative)
+                let difference = try backend.addScaled(predictions[0], predictions[1], scale: -1)
+                velocity = try backend.addScaled(predictions[1], difference, scale: request.trueCFGScale)
+            }
             latents = try schedule.step(i, sample: latents, velocity: velocity, on: backend)
+            latents = try edit.afterStep(i, latents: latents, noise: noise, schedule: schedule, on: backend)
+            let cache = branches[0].cache
             try progress?(StepProgress(step: i + 1, total: schedule.steps, elapsed: seconds(since: denoiseStart),
                                        skipped: cache?.skippedSteps.last == i, latents: latents))
         }
@@ -184,23 +195,92 @@ public final class FluxPipeline: @unchecked Sendable {
         let decoded = try vae.decode(try vae.unscaleLatents(try geometry.unpack(latents, on: backend)))
         let images = try backend.download(try backend.scaleShift(decoded, scale: 0.5, shift: 0.5))
         let clamped = HostTensor(images.floats().map { min(max($0, 0), 1) }, shape: images.shape)
-        return GenerationResult(images: clamped, skippedSteps: cache?.skippedSteps ?? [],
+        return GenerationResult(images: clamped, skippedSteps: branches[0].cache?.skippedSteps ?? [],
                                 timings: ["encode": encodeTime, "denoise": denoiseTime,
                                           "decode": seconds(since: decodeStart)])
     }
 
-    /// Refuses requests the pipeline cannot run, before any work.
-    public func validate(_ r: GenerationRequest) throws {
+    /// The pipeline a request runs on this model: an image makes it img2img (Kontext on a Kontext model), an image
+    /// and a mask inpainting (Fill on a Fill model).
+    public func mode(for r: GenerationRequest) throws -> GenerationMode {
+        func refuse(_ reason: String) -> ModelError { .invalidConfig(source: "request", reason: reason) }
+        switch (variant, r.image != nil, r.mask != nil) {
+        case (_, false, true): throw refuse("a mask needs an image to apply to")
+        case (.fill, true, true): return .fill
+        case (.fill, _, false):
+            throw refuse("FLUX.1 Fill repaints where a mask says: give an image and a mask")
+        case (.kontext, true, true):
+            throw refuse("FLUX.1 Kontext edits by instruction and takes no mask; use a Fill model to inpaint")
+        case (.kontext, true, false): return .kontext
+        case (.base, true, true): return .inpainting
+        case (.base, true, false): return .imageToImage
+        case (_, false, false): return .textToImage
+        }
+    }
+
+    /// Refuses requests the pipeline cannot run, before any work; returns the pipeline the request runs.
+    @discardableResult
+    public func validate(_ r: GenerationRequest) throws -> GenerationMode {
         func bad(_ reason: String) -> ModelError { .invalidConfig(source: "request", reason: reason) }
         guard !r.prompts.isEmpty else { throw bad("no prompt") }
         // The value rules every front end shares (GenerationRules), then what this pipeline adds: at most 64 images
-        // and 1000 steps a call, 4096 pixels a side, T5's 512 positions, and the VAE's geometry.
-        try GenerationRules(sides: 16...4096).check(r)
+        // and 1000 steps a call, 4096 pixels a side on whole latent patches of this VAE, T5's 512 positions.
+        try GenerationRules(sides: 16...4096, sideMultiple: 2 * vae.config.downsamplingFactor).check(r)
         guard r.batch <= 64 else { throw bad("1…64 images per call, asked for \(r.batch)") }
         guard r.steps <= 1000 else { throw bad("steps must be 1…1000, got \(r.steps)") }
         guard (1...512).contains(r.maxSequenceLength) else {
             throw bad("max sequence length must be 1…512, got \(r.maxSequenceLength)")
         }
+        guard [0, 1, r.prompts.count].contains(r.negativePrompts.count) else {
+            throw bad("give one negative prompt, or one per prompt (\(r.prompts.count)), not \(r.negativePrompts.count)")
+        }
         _ = try geometry(width: r.width, height: r.height)
+        let mode = try mode(for: r)
+        if let image = r.image { try checkImage(image, mode: mode, request: r) }
+        if let mask = r.mask, let image = r.image {
+            guard mask.shape.count == 4, mask.shape[0] == image.shape[0], mask.shape[1] == 1,
+                  Array(mask.shape[2...]) == Array(image.shape[2...]) else {
+                throw ModelError.inputShape(name: "mask_image", shape: mask.shape, expected:
+                    "(\(image.shape[0]), 1, \(image.shape[2]), \(image.shape[3])): one plane per image, at its size")
+            }
+        }
+        return mode
+    }
+
+    /// An input image: (N, 3, H, W) with N = 1 or the batch; at the output size except for Kontext, whose reference
+    /// may have any size on whole latent patches.
+    private func checkImage(_ image: HostTensor, mode: GenerationMode, request r: GenerationRequest) throws {
+        let shape = image.shape
+        guard shape.count == 4, shape[0] == 1 || shape[0] == r.batch, shape[1] == vae.config.inChannels else {
+            throw ModelError.inputShape(name: "image", shape: shape, expected:
+                "(1 or \(r.batch), \(vae.config.inChannels), H, W): one image for all, or one per image made")
+        }
+        if mode == .kontext {
+            _ = try geometry(width: shape[3], height: shape[2])
+        } else if shape[2] != r.height || shape[3] != r.width {
+            throw ModelError.inputShape(name: "image", shape: shape, expected:
+                "\(r.width)×\(r.height) pixels, the output size (resize the image first)")
+        }
+    }
+
+    /// The negative prompt of each prompt (one given for all is repeated).
+    private func negativePrompts(_ r: GenerationRequest) -> [String] {
+        r.negativePrompts.count == 1 ? Array(repeating: r.negativePrompts[0], count: r.prompts.count) : r.negativePrompts
+    }
+
+    /// An image's packed latents for the loop (diffusers `_encode_vae_image` with the posterior mean, then
+    /// `_pack_latents`): `pixels` (N, 3, H, W) already in −1…1 → (batch, tokens, 4C), N = 1 repeated.
+    func encodeImage(_ pixels: HostTensor, shape: [Int], geometry g: LatentGeometry, batch: Int) throws -> Tensor {
+        let latents = try vae.scaleLatents(try vae.encode(try backend.upload(pixels)))
+        guard latents.shape == [shape[0], g.latentChannels, g.latentHeight, g.latentWidth] else {
+            throw ModelError.inputShape(name: "image latents", shape: latents.shape, expected:
+                "(\(shape[0]), \(g.latentChannels), \(g.latentHeight), \(g.latentWidth))")
+        }
+        return try repeatBatch(try g.pack(latents, on: backend), to: batch)
+    }
+
+    /// `x` (1 or batch, …) as `batch` rows: one row is repeated (`torch.cat([x] * batch)`).
+    func repeatBatch(_ x: Tensor, to batch: Int) throws -> Tensor {
+        x.shape[0] == batch ? x : try backend.concat(Array(repeating: x, count: batch), axis: 0)
     }
 }

@@ -4,7 +4,8 @@ import Foundation
 /// (`--cache-threshold` on the command line, `cache_threshold` in JSON) and puts `reason` after it.
 public struct GenerationRuleError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Parameter: String, Sendable, CaseIterable {
-        case prompt, width, height, steps, guidance, seed, cacheThreshold, imageCount
+        case prompt, width, height, steps, guidance, seed, cacheThreshold, imageCount, strength, trueCFGScale
+        case negativePrompt
     }
 
     public let parameter: Parameter
@@ -37,6 +38,8 @@ public struct GenerationRules: Sendable, Equatable {
     public static let cacheThresholds: ClosedRange<Double> = 0...1
     /// Every UInt64; the command line's `-1` ("random") is that front end's spelling, resolved before these rules.
     public static let seeds: ClosedRange<UInt64> = 0...UInt64.max
+    /// True classifier-free guidance scale; 1 turns it off.
+    public static let trueCFGScales: ClosedRange<Double> = 1...100
 
     public init(sides: ClosedRange<Int> = 16...8192, sideMultiple: Int = 16, guidance: ClosedRange<Double> = 0...100) {
         (self.sides, self.sideMultiple, self.guidance) = (sides, sideMultiple, guidance)
@@ -52,6 +55,33 @@ public struct GenerationRules: Sendable, Equatable {
         try checkCacheThreshold(Double(request.cacheThreshold))
         try checkImageCount(request.imagesPerPrompt)
         try checkSeed(request.seed, imageCount: request.batch)
+        if let strength = request.strength { try checkStrength(strength) }
+        try checkTrueCFG(scale: Double(request.trueCFGScale), negativePrompts: request.negativePrompts.count)
+    }
+
+    /// img2img / inpainting / Fill strength: the fraction of the schedule run, in (0, 1].
+    public func checkStrength(_ value: Double) throws(GenerationRuleError) {
+        guard value.isFinite, value > 0, value <= 1 else {
+            throw GenerationRuleError(.strength, "must be a number in (0, 1], got \(Self.format(value))")
+        }
+    }
+
+    /// True CFG: a scale in 1…`trueCFGScales` upper bound (1 = off), and a negative prompt exactly when it is on.
+    /// diffusers ignores either one without the other, with a warning; a request here is refused instead, so that
+    /// nobody waits for an image that silently lacks what they asked for.
+    public func checkTrueCFG(scale: Double, negativePrompts: Int) throws(GenerationRuleError) {
+        let range = Self.trueCFGScales
+        guard scale.isFinite, range.contains(scale) else {
+            throw GenerationRuleError(.trueCFGScale, "must be a finite number in \(Self.format(range.lowerBound))…"
+                                      + "\(Self.format(range.upperBound)) (1 = off), got \(Self.format(scale))")
+        }
+        if scale > 1 && negativePrompts == 0 {
+            throw GenerationRuleError(.trueCFGScale, "\(Self.format(scale)) needs a negative prompt (an empty one "
+                                      + "gives plain classifier-free guidance)")
+        }
+        if scale <= 1 && negativePrompts > 0 {
+            throw GenerationRuleError(.negativePrompt, "has no effect unless the true CFG scale is above 1")
+        }
     }
 
     public func checkPrompt(_ prompt: String) throws(GenerationRuleError) {

@@ -17,14 +17,20 @@ public struct PipelineComponents: Sendable {
     public let tokenizer: String
     public let tokenizer2: String
     public let scheduler: SchedulerConfig
+    /// What the model does with an input image (Fill and Kontext checkpoints have their own pipelines).
+    public let variant: ModelVariant
 
     /// Parts given separately, for single-file checkpoints.
     public struct Overrides: Sendable {
         public var textEncoders: String?
         public var vae: String?
         public var transformerConfig: FluxConfig?
-        public init(textEncoders: String? = nil, vae: String? = nil, transformerConfig: FluxConfig? = nil) {
-            (self.textEncoders, self.vae, self.transformerConfig) = (textEncoders, vae, transformerConfig)
+        /// The model's variant when its files cannot tell (a Kontext single file under another name).
+        public var variant: ModelVariant?
+        public init(textEncoders: String? = nil, vae: String? = nil, transformerConfig: FluxConfig? = nil,
+                    variant: ModelVariant? = nil) {
+            (self.textEncoders, self.vae, self.transformerConfig, self.variant) =
+                (textEncoders, vae, transformerConfig, variant)
         }
     }
 
@@ -59,16 +65,18 @@ public struct PipelineComponents: Sendable {
             }
             return path
         }
-        guard FileManager.default.fileExists(atPath: url.appendingPathComponent("model_index.json").path) else {
+        let index = url.appendingPathComponent("model_index.json").path
+        guard FileManager.default.fileExists(atPath: index) else {
             throw ModelError.unknownLayout(path: folder, reason: "no model_index.json (not a diffusers pipeline folder)")
         }
+        let transformer = try TransformerCheckpoint.open(try part("transformer"), config: overrides.transformerConfig)
         return PipelineComponents(
-            path: folder,
-            transformer: try TransformerCheckpoint.open(try part("transformer"), config: overrides.transformerConfig),
+            path: folder, transformer: transformer,
             vae: try AutoencoderCheckpoint.open(try overrides.vae ?? part("vae")),
             textEncoder: try part("text_encoder"), textEncoder2: try part("text_encoder_2"),
             tokenizer: try part("tokenizer"), tokenizer2: try part("tokenizer_2"),
-            scheduler: try SchedulerConfig.load(contentsOf: try part("scheduler") + "/scheduler_config.json"))
+            scheduler: try SchedulerConfig.load(contentsOf: try part("scheduler") + "/scheduler_config.json"),
+            variant: try overrides.variant ?? ModelVariant.of(modelIndex: index))
     }
 
     /// A BFL single-file transformer with its VAE and the text side from a pipeline folder.
@@ -83,6 +91,8 @@ public struct PipelineComponents: Sendable {
         let text = try pipelineFolder(textFolder, overrides: Overrides(vae: vaePath))
         return PipelineComponents(path: file, transformer: transformer, vae: text.vae, textEncoder: text.textEncoder,
                                   textEncoder2: text.textEncoder2, tokenizer: text.tokenizer,
-                                  tokenizer2: text.tokenizer2, scheduler: text.scheduler)
+                                  tokenizer2: text.tokenizer2, scheduler: text.scheduler,
+                                  variant: overrides.variant ?? ModelVariant.of(singleFile: file,
+                                                                                config: transformer.config))
     }
 }

@@ -110,6 +110,29 @@ public struct FlowMatchSchedule: Sendable, Equatable {
     public func step(_ i: Int, sample: Tensor, velocity: Tensor, on backend: any Backend) throws -> Tensor {
         try backend.addScaled(sample, velocity, scale: sigmas[i + 1] - sigmas[i])
     }
+
+    /// The forward process at σᵢ (diffusers `scale_noise`): `σᵢ · noise + (1 − σᵢ) · sample`, in that order, in f32.
+    public func scaleNoise(_ sample: Tensor, noise: Tensor, at i: Int, on backend: any Backend) throws -> Tensor {
+        let sigma = sigmas[i]
+        return try backend.add(try backend.scaleShift(noise, scale: sigma, shift: 0),
+                               try backend.scaleShift(sample, scale: 1 - sigma, shift: 0))
+    }
+
+    /// The tail an image-to-image pipeline runs (diffusers `get_timesteps`): `strength` of the N steps, rounded as
+    /// `t_start = int(max(N − N·strength, 0))` in f64, so that step 0 of the result is step `t_start` of this one.
+    /// (`strength` is a Double as Python's float: 5 × Float(0.6) would start a step earlier than 5 × 0.6.)
+    public func trimmed(strength: Double) throws -> FlowMatchSchedule {
+        guard strength.isFinite, strength > 0, strength <= 1 else {
+            throw ModelError.invalidConfig(source: "request", reason: "strength must be in (0, 1], got \(strength)")
+        }
+        let n = Double(steps), start = Int(max(n - min(n * strength, n), 0))
+        guard start < steps else {
+            throw ModelError.invalidConfig(source: "request", reason:
+                "strength \(strength) leaves no step of \(steps); raise the strength or the steps")
+        }
+        return FlowMatchSchedule(sigmas: Array(sigmas[start...]), timesteps: Array(timesteps[start...]), mu: mu,
+                                 numTrainTimesteps: numTrainTimesteps)
+    }
 }
 
 extension SchedulerConfig {
