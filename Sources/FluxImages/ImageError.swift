@@ -37,8 +37,9 @@ public enum ImageError: Error, CustomStringConvertible, Equatable, Sendable {
         case .badSide(let width, let height, let limit):
             return "image declares \(width)×\(height): each side must be 1…\(limit) pixels (ImageLimits.maxSide)"
         case .tooManyPixels(let width, let height, let limit):
-            return "image declares \(width)×\(height) = \(width * height) pixels, over the limit of \(limit) "
-                + "pixels (ImageLimits.maxPixels)"
+            let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+            return "image declares \(width)×\(height) = \(overflow ? "over \(Int.max)" : "\(pixels)") pixels, over "
+                + "the limit of \(limit) pixels (ImageLimits.maxPixels)"
         case .libraryMissing(let library, let package, let tried):
             return "\(library) not found (install the Debian/Ubuntu package \(package)); tried "
                 + tried.joined(separator: ", ")

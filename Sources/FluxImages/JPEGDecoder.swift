@@ -49,6 +49,10 @@ enum JPEGDecoder {
             var (width, height, subsampling, colorspace): (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
             guard decompressHeader(handle, data.baseAddress, UInt(data.count), &width, &height, &subsampling,
                                    &colorspace) == 0 else { throw failure() }
+            // A stream that ends before its frame header (or holds only tables) "succeeds" with a 0×0 size.
+            guard width > 0, height > 0 else {
+                throw ImageError.corrupt(format: .jpeg, reason: "no frame header (SOF) before the data ends")
+            }
             try limits.checkDimensions(width: Int(width), height: Int(height))
             if colorspace == colorspaceCMYK || colorspace == colorspaceYCCK {
                 throw ImageError.unsupportedContent(format: .jpeg, reason: "CMYK (print) colour; convert it to RGB")
