@@ -4,7 +4,8 @@ import Testing
 @testable import FluxImages
 
 /// Every fixture file decodes to the pixels Pillow 13.0 decoded, upright, with the right size, format and alpha
-/// flag. Measured when written: every case equal to Pillow's pixels (max difference 0): PNG of all colour types,
+/// flag (16-bit PNGs: to round(v·255/65535), written by the script; Pillow keeps the high byte, up to 1 level lower).
+/// Measured when written: every case equal to its expected pixels (max difference 0): PNG of all colour types,
 /// JPEG baseline/progressive/grey and the eight EXIF orientations (the system's libjpeg-turbo 2.1.5 and Pillow's
 /// 3.x give the same IDCT and fancy upsampling), WebP lossy (libwebp 1.2.4 against Pillow's 1.6.0) and lossless.
 /// The JPEG and lossy WebP cases still allow 1–2 levels (cases.json) for other library versions.

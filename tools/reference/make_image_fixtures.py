@@ -107,6 +107,11 @@ def main():
     expected = Image.frombytes("RGB", (W, H), bytes((v * 255 + 32767) // 65535 for v in samples))
     record("png_rgb16.png", png16(W, H, 2, samples), expected, "png", False,
            note="expected round(v*255/65535); Pillow's own decode keeps v>>8")
+    samples = [min(65535, (c * 257) + rng.randrange(-128, 128) if 0 < c < 255 else c * 257)
+               for c in rgba.tobytes()]
+    expected = Image.frombytes("RGBA", (W, H), bytes((v * 255 + 32767) // 65535 for v in samples))
+    record("png_rgba16.png", png16(W, H, 6, samples), expected, "png", True,
+           note="expected round(v*255/65535), colour kept where alpha is 0")
     samples = [min(65535, c * 257 + rng.randrange(0, 200)) for c in grey.tobytes()]
     expected = Image.frombytes("L", (W, H), bytes((v * 255 + 32767) // 65535 for v in samples))
     record("png_grey16.png", png16(W, H, 0, samples), expected, "png", False,
