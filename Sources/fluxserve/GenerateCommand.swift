@@ -9,7 +9,8 @@ import Foundation
 /// Everything that can be judged before the weights load is judged first (values, the output path, the model's
 /// files), so a mistake costs a second, not a generation.
 struct Generate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Generate images from a text prompt.")
+    static let configuration = CommandConfiguration(
+        abstract: "Generate images from a text prompt, or edit an image (--image, --mask, --outpaint).")
 
     @Argument(help: "The prompt.")
     var prompt: String
@@ -46,6 +47,7 @@ struct Generate: ParsableCommand {
     @Option(parsing: .unconditional, help: "T5 tokens (default 512 for dev, 256 for schnell).")
     var maxSequenceLength: Int?
 
+    @OptionGroup(title: "Image inputs and true CFG") var edit: EditOptions
     @OptionGroup var device: DeviceOptions
     @OptionGroup var quantization: QuantizationOptions
 
@@ -55,12 +57,22 @@ struct Generate: ParsableCommand {
             let files = try OutputFiles(output, count: numImages)
             let components = try model.resolve()
             let defaults = try PipelineDefaults.of(components)
+            if (width == nil) != (height == nil) && edit.image != nil {
+                throw ValidationError("--width and --height: give both or neither with --image (neither: from the image)")
+            }
+            let inputs = try edit.load(variant: components.variant, size: width.flatMap { w in height.map { (w, $0) } },
+                                       sideMultiple: 2 * components.vae.config.downsamplingFactor)
             let request = GenerationRequest(
-                prompts: [prompt], width: width ?? defaults.width, height: height ?? defaults.height,
+                prompts: [prompt], width: inputs?.prepared.width ?? width ?? defaults.width,
+                height: inputs?.prepared.height ?? height ?? defaults.height,
                 steps: steps ?? defaults.steps, guidanceScale: guidance ?? defaults.guidance,
                 seed: seed, imagesPerPrompt: numImages, cacheThreshold: cacheThreshold,
-                maxSequenceLength: maxSequenceLength ?? defaults.maxSequenceLength)
+                maxSequenceLength: maxSequenceLength ?? defaults.maxSequenceLength,
+                negativePrompts: edit.negativePrompt.map { [$0] } ?? [], trueCFGScale: edit.trueCfgScale,
+                strength: edit.strength, image: inputs?.prepared.image, mask: inputs?.prepared.mask)
             try GenerationRules.commandLine(request)
+            let mode = try GenerationMode.of(variant: components.variant, image: request.image != nil,
+                                             mask: request.mask != nil)
             // Size and sequence length against the model's geometry, before any weight is loaded.
             try LatentGeometry(height: request.height, width: request.width,
                                vaeScaleFactor: components.vae.config.downsamplingFactor,
@@ -80,9 +92,9 @@ struct Generate: ParsableCommand {
             }
             let rate = loaded.map { String(format: " (%.2f GB on %@, %.2f GB/s)", $0, backend.name,
                                            $0 / max(loadSeconds, 1e-9)) } ?? ""
-            printError(String(format: "loaded %@ in %.1fs%@; seed %llu, %d steps, %d×%d",
+            printError(String(format: "loaded %@ in %.1fs%@; seed %llu, %d steps, %d×%d, %@",
                               model.name, loadSeconds, rate, request.seed, request.steps, request.width,
-                              request.height))
+                              request.height, mode.rawValue))
             if let cuda = backend as? CUDABackend, let reason = cuda.pinnedUploadFailure {
                 printError("warning: uploads went the slow (pageable) way: \(reason)")
             }
@@ -94,7 +106,7 @@ struct Generate: ParsableCommand {
             let metadata = ImageMetadata(
                 prompt: prompt, request: request, model: model.name,
                 modelHash: try components.transformer.fingerprint(), quantization: quantization.quantize,
-                truncations: truncations, software: "fluxserve \(fluxServeVersion)")
+                truncations: truncations, software: "fluxserve \(fluxServeVersion)", edit: inputs?.record)
             for i in 0..<request.batch {
                 let png = try PNG.encode(rgb: result.rgb(i), width: request.width, height: request.height,
                                          text: metadata.textChunks(seed: request.seed &+ UInt64(i)))
@@ -108,6 +120,8 @@ struct Generate: ParsableCommand {
         }
     }
 }
+
+extension ModelVariant: ExpressibleByArgument {}
 
 /// `--model` and the parts a single-file checkpoint needs.
 struct ModelOptions: ParsableArguments {
@@ -123,12 +137,17 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A diffusers transformer config.json for a single file whose architecture cannot be inferred.")
     var transformerConfig: String?
 
+    @Option(help: ArgumentHelp("base, fill or kontext: what the model does with --image, when its files cannot tell.",
+                               discussion: "Pipeline folders say it in model_index.json and Fill is known by its "
+                                   + "shape; a single-file Kontext transformer is known by 'kontext' in its name."))
+    var variant: ModelVariant?
+
     var name: String { model }
 
     func resolve() throws -> PipelineComponents {
         let path = try ModelLocator().path(for: model)
         let config = try transformerConfig.map { try FluxConfig.load(contentsOf: $0) }
         return try PipelineComponents.resolve(path, overrides: .init(textEncoders: textEncoders, vae: vae,
-                                                                     transformerConfig: config))
+                                                                     transformerConfig: config, variant: variant))
     }
 }

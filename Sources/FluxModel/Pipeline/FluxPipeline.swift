@@ -200,22 +200,9 @@ public final class FluxPipeline: @unchecked Sendable {
                                           "decode": seconds(since: decodeStart)])
     }
 
-    /// The pipeline a request runs on this model: an image makes it img2img (Kontext on a Kontext model), an image
-    /// and a mask inpainting (Fill on a Fill model).
+    /// The pipeline a request runs on this model (`GenerationMode.of`).
     public func mode(for r: GenerationRequest) throws -> GenerationMode {
-        func refuse(_ reason: String) -> ModelError { .invalidConfig(source: "request", reason: reason) }
-        switch (variant, r.image != nil, r.mask != nil) {
-        case (_, false, true): throw refuse("a mask needs an image to apply to")
-        case (.fill, true, true): return .fill
-        case (.fill, _, false):
-            throw refuse("FLUX.1 Fill repaints where a mask says: give an image and a mask")
-        case (.kontext, true, true):
-            throw refuse("FLUX.1 Kontext edits by instruction and takes no mask; use a Fill model to inpaint")
-        case (.kontext, true, false): return .kontext
-        case (.base, true, true): return .inpainting
-        case (.base, true, false): return .imageToImage
-        case (_, false, false): return .textToImage
-        }
+        try GenerationMode.of(variant: variant, image: r.image != nil, mask: r.mask != nil)
     }
 
     /// Refuses requests the pipeline cannot run, before any work; returns the pipeline the request runs.

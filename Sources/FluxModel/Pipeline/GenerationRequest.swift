@@ -63,9 +63,26 @@ public enum GenerationMode: String, Sendable, CaseIterable {
     /// FLUX.1 Kontext: the image's latent tokens appended to the sequence (`FluxKontextPipeline`).
     case kontext
 
+    /// The pipeline for these inputs on a model of `variant`: an image makes it img2img (Kontext on a Kontext model),
+    /// an image and a mask inpainting (Fill on a Fill model). Judged before any weight is loaded.
+    public static func of(variant: ModelVariant, image: Bool, mask: Bool) throws -> GenerationMode {
+        func refuse(_ reason: String) -> ModelError { .invalidConfig(source: "request", reason: reason) }
+        switch (variant, image, mask) {
+        case (_, false, true): throw refuse("a mask needs an image to apply to")
+        case (.fill, true, true): return .fill
+        case (.fill, _, false): throw refuse("FLUX.1 Fill repaints where a mask says: give an image and a mask")
+        case (.kontext, true, true):
+            throw refuse("FLUX.1 Kontext edits by instruction and takes no mask; use a Fill or base model to inpaint")
+        case (.kontext, true, false): return .kontext
+        case (.base, true, true): return .inpainting
+        case (.base, true, false): return .imageToImage
+        case (_, false, false): return .textToImage
+        }
+    }
+
     /// diffusers' default `strength` for the pipelines that take one.
-    var defaultStrength: Double { self == .fill ? 1 : 0.6 }
+    public var defaultStrength: Double { self == .fill ? 1 : 0.6 }
 
     /// Whether `strength` trims the schedule.
-    var usesStrength: Bool { self == .imageToImage || self == .inpainting || self == .fill }
+    public var usesStrength: Bool { self == .imageToImage || self == .inpainting || self == .fill }
 }

@@ -13,11 +13,33 @@ public struct ImageMetadata: Sendable {
     public var quantization: LinearQuantization
     public var truncations: [PromptTruncation]
     public var software: String
+    /// What an edit started from, when it was one.
+    public var edit: EditRecord?
+
+    /// An edit's inputs: the pipeline, the strength it ran with, the SHA-256 of the input files as given, the border
+    /// added for outpainting.
+    public struct EditRecord: Sendable {
+        public var mode: GenerationMode
+        public var imageSHA256: String
+        public var maskSHA256: String?
+        public var outpaint: Outpaint?
+
+        public init(mode: GenerationMode, imageSHA256: String, maskSHA256: String? = nil, outpaint: Outpaint? = nil) {
+            (self.mode, self.imageSHA256, self.maskSHA256, self.outpaint) = (mode, imageSHA256, maskSHA256, outpaint)
+        }
+    }
 
     public init(prompt: String, request: GenerationRequest, model: String, modelHash: String,
-                quantization: LinearQuantization, truncations: [PromptTruncation], software: String) {
+                quantization: LinearQuantization, truncations: [PromptTruncation], software: String,
+                edit: EditRecord? = nil) {
         (self.prompt, self.request, self.model, self.modelHash) = (prompt, request, model, modelHash)
-        (self.quantization, self.truncations, self.software) = (quantization, truncations, software)
+        (self.quantization, self.truncations, self.software, self.edit) = (quantization, truncations, software, edit)
+    }
+
+    /// The strength an edit ran with (the pipeline's default when none was given), or nil.
+    var strength: Double? {
+        guard let mode = edit?.mode, mode.usesStrength else { return nil }
+        return request.strength ?? mode.defaultStrength
     }
 
     /// The text chunks of image `seed` (image i of a request uses seed + i).
@@ -29,6 +51,17 @@ public struct ImageMetadata: Sendable {
             ("quantization", quantization.rawValue), ("max_sequence_length", "\(r.maxSequenceLength)"),
             ("cache_threshold", Self.number(r.cacheThreshold)),
         ]
+        if r.usesTrueCFG {
+            chunks.append(("negative_prompt", r.negativePrompts.joined(separator: "\n")))
+            chunks.append(("true_cfg_scale", Self.number(r.trueCFGScale)))
+        }
+        if let edit {
+            chunks.append(("mode", edit.mode.rawValue))
+            if let strength { chunks.append(("strength", Self.number(strength))) }
+            chunks.append(("image_sha256", edit.imageSHA256))
+            if let mask = edit.maskSHA256 { chunks.append(("mask_sha256", mask)) }
+            if let o = edit.outpaint { chunks.append(("outpaint", "\(o.left),\(o.top),\(o.right),\(o.bottom)")) }
+        }
         if !truncations.isEmpty {
             chunks.append(("truncated", PromptTruncation.summary(truncations)))
         }
@@ -39,19 +72,24 @@ public struct ImageMetadata: Sendable {
 
     /// The A1111 `parameters` chunk: the prompt, then `Key: value` pairs with the names A1111/Forge use for what they
     /// have (`Distilled CFG Scale` is Forge's name for FLUX's guidance; `CFG scale` is 1, FLUX.1-dev runs without
-    /// classifier-free guidance), then ours.
+    /// classifier-free guidance unless true CFG is on), then ours. A negative prompt is A1111's second line; an
+    /// edit's strength is its `Denoising strength`.
     public func parameters(seed: UInt64) -> String {
         let r = request
         var pairs: [(String, String)] = [
-            ("Steps", "\(r.steps)"), ("Sampler", "Euler"), ("Schedule type", "Simple"), ("CFG scale", "1"),
+            ("Steps", "\(r.steps)"), ("Sampler", "Euler"), ("Schedule type", "Simple"),
+            ("CFG scale", r.usesTrueCFG ? Self.number(r.trueCFGScale) : "1"),
             ("Distilled CFG Scale", Self.number(r.guidanceScale)), ("Seed", "\(seed)"),
             ("Size", "\(r.width)x\(r.height)"), ("Model hash", modelHash), ("Model", model),
             ("Max sequence length", "\(r.maxSequenceLength)"),
         ]
+        if let strength { pairs.append(("Denoising strength", Self.number(strength))) }
+        if let edit { pairs.append(("Edit", edit.mode.rawValue)) }
         if r.cacheThreshold > 0 { pairs.append(("First Block Cache", Self.number(r.cacheThreshold))) }
         if quantization != .none { pairs.append(("Quantization", quantization.rawValue)) }
         pairs.append(("Version", software))
-        return prompt + "\n" + pairs.map { "\($0.0): \(Self.quoted($0.1))" }.joined(separator: ", ")
+        let negative = r.usesTrueCFG ? "Negative prompt: " + r.negativePrompts.joined(separator: " ") + "\n" : ""
+        return prompt + "\n" + negative + pairs.map { "\($0.0): \(Self.quoted($0.1))" }.joined(separator: ", ")
     }
 
     /// A value as A1111 writes it: JSON-quoted when it holds a comma, colon or quote, so the line still splits.
@@ -62,5 +100,6 @@ public struct ImageMetadata: Sendable {
         return "\"\(escaped)\""
     }
 
-    static func number(_ value: Float) -> String { String(format: "%g", Double(value)) }
+    static func number(_ value: Float) -> String { number(Double(value)) }
+    static func number(_ value: Double) -> String { String(format: "%g", value) }
 }
