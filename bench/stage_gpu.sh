@@ -12,6 +12,13 @@ bin=$(swift build -c release --static-swift-stdlib --scratch-path "$scratch" --s
 mkdir -p .gpu/whl
 strip -o .gpu/fluxserve "$bin"
 xz -6 -f -T2 .gpu/fluxserve
+# The image libraries FluxImages opens (run_gpu_edits.sh puts these first on LD_LIBRARY_PATH only if the machine
+# lacks its own): Debian bookworm's, which need nothing newer than glibc 2.36 and zlib.
+mkdir -p .gpu/lib
+for lib in libpng16.so.16 libturbojpeg.so.0 libwebp.so.7; do
+  path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+  [ -n "$path" ] && cp -L "$path" .gpu/lib/ || echo "note: $lib not installed here; not staged"
+done
 ls .gpu/whl/diffusers-0.42.1-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps --only-binary=:all: \
   --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 -d .gpu/whl diffusers==0.42.1
 du -sh .gpu
