@@ -1,4 +1,5 @@
 import FluxCore
+import Foundation
 
 /// The formats FluxImages decodes, told apart by their magic bytes (never by a file name or a declared MIME type).
 public enum ImageFormat: String, Sendable, CaseIterable, Codable {
