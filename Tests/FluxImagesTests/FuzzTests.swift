@@ -11,12 +11,13 @@ import Testing
 /// Why no library can abort here: libpng's simplified API and TurboJPEG catch their libraries' errors with their
 /// own `setjmp` and return a status (libjpeg's default `error_exit` would call `exit()`; it is replaced by
 /// TurboJPEG's); `TJFLAG_STOPONWARNING` turns libjpeg's warnings into that same status; libwebp returns NULL or a
-/// status code. Measured when written (2 shared cores, unoptimised build): 8 seeds × 4,000 = 32,000 mutations
-/// in 3.1 s: 3,694 decoded, 27,435 refused by a library as corrupt, 778 not recognised, 92 by a limit, 11 empty.
+/// status code. Measured when written (release build, 2 shared cores): 8 seeds × 8,000 = 64,000 mutations in 1.2 s:
+/// 7,426 decoded, 54,873 refused by a library as corrupt, 1,525 not recognised, 159 by a limit, 17 empty; a one-off
+/// run of 60,000 per seed (480,000) took 7.3 s, with no crash and no other error.
 struct FuzzTests {
     static let seeds = ["png_rgba.png", "png_palette_trns.png", "png_grey16.png", "jpeg_baseline.jpg",
                         "jpeg_progressive.jpg", "jpeg_orientation_6.jpg", "webp_lossy.webp", "webp_lossless_alpha.webp"]
-    static let mutationsPerSeed = 4_000
+    static let mutationsPerSeed = 8_000
     /// Small limits, so a mutated header that declares a larger (but legal) image cannot make one iteration slow.
     static let limits = ImageLimits(maxBytes: 1 << 20, maxPixels: 256 * 256, maxSide: 1024)
 
