@@ -87,9 +87,13 @@ struct FuzzTests {
         func position() -> Int { Int.random(in: 0..<bytes.count, using: &random) }
         switch Int.random(in: 0..<8, using: &random) {
         case 0:  // flip 1–4 bits
-            for _ in 0..<Int.random(in: 1...4, using: &random) { bytes[position()] ^= 1 << UInt8.random(in: 0..<8, using: &random) }
+            for _ in 0..<Int.random(in: 1...4, using: &random) {
+                bytes[position()] ^= 1 << UInt8.random(in: 0..<8, using: &random)
+            }
         case 1:  // overwrite 1–8 bytes
-            for _ in 0..<Int.random(in: 1...8, using: &random) { bytes[position()] = UInt8.random(in: 0...255, using: &random) }
+            for _ in 0..<Int.random(in: 1...8, using: &random) {
+                bytes[position()] = UInt8.random(in: 0...255, using: &random)
+            }
         case 2:  // truncate
             bytes = Array(bytes.prefix(position()))
         case 3:  // a length field set to an edge value
@@ -104,7 +108,9 @@ struct FuzzTests {
                 }
             }
         case 4:  // insert random bytes
-            let insert = (0..<Int.random(in: 1...64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let insert = (0..<Int.random(in: 1...64, using: &random)).map { _ in
+                UInt8.random(in: 0...255, using: &random)
+            }
             bytes.insert(contentsOf: insert, at: position())
         case 5:  // delete a range
             let start = position()
