@@ -1,4 +1,5 @@
 import FluxCore
+import Foundation
 
 /// The formats FluxImages decodes, told apart by their magic bytes (never by a file name or a declared MIME type).
 public enum ImageFormat: String, Sendable, CaseIterable, Codable {
@@ -29,13 +30,17 @@ public enum ImageFormat: String, Sendable, CaseIterable, Codable {
     static func describe(_ prefix: [UInt8]) -> String {
         let ascii = { (text: String) in Array(text.utf8) }
         if starts(prefix, ascii("GIF8")) { return "a GIF image (convert it to PNG)" }
-        if starts(prefix, ascii("BM")) && prefix.count >= 14 && prefix[6..<10].allSatisfy({ $0 == 0 }) { return "a BMP image (convert it to PNG)" }
+        if starts(prefix, ascii("BM")) && prefix.count >= 14 && prefix[6..<10].allSatisfy({ $0 == 0 }) {
+            return "a BMP image (convert it to PNG)"  // "BM", file size, four reserved zero bytes
+        }
         if starts(prefix, [0x49, 0x49, 0x2A, 0x00]) || starts(prefix, [0x4D, 0x4D, 0x00, 0x2A]) {
             return "a TIFF image (convert it to PNG)"
         }
         if starts(prefix, ascii("ftyp"), at: 4) {
             let brand = String(decoding: prefix.dropFirst(8).prefix(4), as: UTF8.self)
-            if ["heic", "heix", "hevc", "mif1", "msf1"].contains(brand) { return "a HEIC/HEIF image (convert it to JPEG)" }
+            if ["heic", "heix", "hevc", "mif1", "msf1"].contains(brand) {
+                return "a HEIC/HEIF image (convert it to JPEG)"
+            }
             if ["avif", "avis"].contains(brand) { return "an AVIF image (convert it to PNG)" }
             return "an ISO media file (MP4/MOV/HEIF, brand '\(brand)')"
         }

@@ -18,7 +18,9 @@ func decodesLikePillow(_ fixture: ImageCase) throws {
     let difference = maxDifference(image.pixels, try fixtureBytes(fixture.expected))
     print("\(fixture.file): max difference from Pillow \(difference) (allowed \(fixture.tolerance))")
     #expect(difference <= fixture.tolerance, "\(fixture.note)")
-    if !fixture.hasAlpha { #expect(stride(from: 3, to: image.pixels.count, by: 4).allSatisfy { image.pixels[$0] == 255 }) }
+    if !fixture.hasAlpha {
+        #expect(stride(from: 3, to: image.pixels.count, by: 4).allSatisfy { image.pixels[$0] == 255 })
+    }
 }
 
 /// The eight orientations all come out as the same upright 27×18 picture (the files store it transposed 8 ways).

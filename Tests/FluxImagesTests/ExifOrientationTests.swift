@@ -5,7 +5,9 @@ import Testing
 struct ExifOrientationTests {
     /// A TIFF block holding IFD0 with the given 12-byte entries.
     static func tiff(little: Bool, entries: [(tag: Int, type: Int, value: Int)], ifdOffset: Int = 8) -> [UInt8] {
-        func u16(_ v: Int) -> [UInt8] { little ? [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF)] : [UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+        func u16(_ v: Int) -> [UInt8] {
+            little ? [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF)] : [UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
+        }
         func u32(_ v: Int) -> [UInt8] { little ? u16(v & 0xFFFF) + u16(v >> 16) : u16(v >> 16) + u16(v & 0xFFFF) }
         var out = (little ? [0x49, 0x49] : [0x4D, 0x4D]) + u16(42) + u32(ifdOffset)
         out += [UInt8](repeating: 0, count: max(0, ifdOffset - 8)) + u16(entries.count)
@@ -55,8 +57,11 @@ struct ExifOrientationTests {
             _ = ExifOrientation.tiffOrientation(moved)
         }
         var manyEntries = good
-        (manyEntries[8], manyEntries[9]) = (0xFF, 0xFF)  // 65535 entries declared, one present
-        #expect(ExifOrientation.tiffOrientation(manyEntries) == nil || ExifOrientation.tiffOrientation(manyEntries) == 6)
+        (manyEntries[8], manyEntries[9]) = (0xFF, 0xFF)  // 65535 entries declared, one present: it is read
+        #expect(ExifOrientation.tiffOrientation(manyEntries) == 6)
+        var missingTag = Self.tiff(little: true, entries: [(0x010F, 2, 0)])
+        (missingTag[8], missingTag[9]) = (0xFF, 0xFF)  // then the entries run out: no orientation
+        #expect(ExifOrientation.tiffOrientation(missingTag) == nil)
         for cut in 0..<good.count { _ = ExifOrientation.tiffOrientation(Array(good.prefix(cut))) }
         let file = Self.jpeg(exif: good)
         for cut in 0..<file.count { _ = ExifOrientation.jpegOrientation(Array(file.prefix(cut))) }

@@ -4,8 +4,8 @@ import Testing
 /// Lanczos-3 resizing against Pillow 13.0's `resize(size, Image.LANCZOS)` (fixtures `resize_*.rgba`), down, up,
 /// one axis and mixed. Pillow filters in 8-bit fixed point with an 8-bit intermediate; we filter in f32, so results
 /// differ by rounding. Measured when written, over the five sizes: opaque source ≤ 1 level; RGBA source alpha ≤ 1,
-/// premultiplied colour `round(c·a/255)` ≤ 2, straight colour where alpha ≥ 128 ≤ 4 (one premultiplied level is up
-/// to 2 colour levels there). Straight colour where alpha is small is not compared: at alpha 3 one premultiplied
+/// premultiplied colour `round(c·a/255)` ≤ 2, straight colour where alpha ≥ 128 ≤ 4 (one premultiplied level is
+/// up to 2 colour levels there). Straight colour where alpha is small is not compared: at alpha 3 one premultiplied
 /// level is 85 colour levels, and either value is an artefact of 8-bit rounding.
 struct ResizeTests {
     static let sizes = [(17, 13), (64, 48), (40, 12), (7, 50), (99, 31)]

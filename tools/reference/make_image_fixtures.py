@@ -75,8 +75,8 @@ def png16(width, height, colour_type, samples):
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     channels = {0: 1, 2: 3, 6: 4}[colour_type]
-    raw = b"".join(b"\x00" + struct.pack(f">{width * channels}H", *samples[y * width * channels:(y + 1) * width * channels])
-                   for y in range(height))
+    row = width * channels
+    raw = b"".join(b"\x00" + struct.pack(f">{row}H", *samples[y * row:(y + 1) * row]) for y in range(height))
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
@@ -100,7 +100,8 @@ def main():
     data = saved(palette, "PNG", transparency=3)
     record("png_palette_trns.png", data, pillow_decoded(data), "png", True)
     # Adam7 interlacing: Pillow writes none, so the interlaced case is libpng's business and the fuzz seeds cover
-    # the non-interlaced path. 16-bit RGB and grey, written by hand with random low bytes; expected round(v * 255 / 65535).
+    # the non-interlaced path. 16-bit RGB, RGBA and grey, written by hand with random low bytes; expected
+    # round(v * 255 / 65535).
     rng = random.Random(12)
     samples = [min(65535, (c * 257) + rng.randrange(-128, 128) if 0 < c < 255 else c * 257)
                for c in rgb.tobytes()]
