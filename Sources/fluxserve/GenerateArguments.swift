@@ -15,10 +15,11 @@ enum SeedArgument {
 }
 
 extension GenerationRules {
-    /// The shared value rules (the service applies the same ones), with each refusal naming the command-line flag.
-    static func commandLine(_ request: GenerationRequest) throws {
+    /// The shared value rules (the service applies the same ones), with each refusal naming the command-line flag;
+    /// sides on whole latent patches of the model (`sideMultiple`, 16 for FLUX's VAE).
+    static func commandLine(_ request: GenerationRequest, sideMultiple: Int = 16) throws {
         do {
-            try GenerationRules().check(request)
+            try GenerationRules(sideMultiple: sideMultiple).check(request)
         } catch {
             let flag: String = switch error.parameter {
             case .prompt: "the prompt"

@@ -70,7 +70,7 @@ struct Generate: ParsableCommand {
                 maxSequenceLength: maxSequenceLength ?? defaults.maxSequenceLength,
                 negativePrompts: edit.negativePrompt.map { [$0] } ?? [], trueCFGScale: edit.trueCfgScale,
                 strength: edit.strength, image: inputs?.prepared.image, mask: inputs?.prepared.mask)
-            try GenerationRules.commandLine(request)
+            try GenerationRules.commandLine(request, sideMultiple: 2 * components.vae.config.downsamplingFactor)
             let mode = try GenerationMode.of(variant: components.variant, image: request.image != nil,
                                              mask: request.mask != nil)
             // Size and sequence length against the model's geometry, before any weight is loaded.
