@@ -5,11 +5,12 @@
 #      (max |Δ| / max |ref|, the CPU tests' measure; goal ≤ 2e-2 in bf16);
 #   2. the command line's edit paths on CUDA (files in, PNG out): img2img, inpainting, outpainting on Fill, Kontext,
 #      true CFG, each also with fp8 where the model allows;
+#   (KONTEXT_ONLY=1 skips 1 and 2; diffusers' own bf16 error on the same cases is printed after 1, for scale)
 #   3. KONTEXT=1: FLUX.1 Kontext at 1024² (4096 generated + 4096 reference tokens), random-dev weights, 28 steps,
 #      beside diffusers' FluxKontextPipeline eager on the same folder in the same call.
 set -uo pipefail
 . "$(dirname "$0")/results_folder.sh"
-results_folder edits KONTEXT
+results_folder edits KONTEXT KONTEXT_ONLY
 bin=/tmp/fluxserve
 python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.gpu/fluxserve.xz'), open('$bin', 'wb'))" && chmod +x $bin
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl && export PYTHONPATH=/tmp/site
@@ -24,6 +25,7 @@ for lib in libpng16.so.16 libturbojpeg.so.0 libwebp.so.7; do
 done
 export LD_LIBRARY_PATH=/tmp/imagelibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
+if [ -z "${KONTEXT_ONLY:-}" ]; then
 echo "== parity: eval pipeline --device cuda against diffusers (f32 reference)"
 cases=Tests/Fixtures/pipeline/cases
 for inputs in $cases/*.inputs.safetensors; do
@@ -45,6 +47,9 @@ print(f"{name:24s} {q:4s} max rel. error {err:.3e}{verdict}")
 PY
   done
 done 2>&1 | tee "$out/parity.log"
+echo "== diffusers' own bf16 error on the same cases (CUDA), for scale"
+python3 tools/reference/diffusers_bf16_cases.py $cases Tests/Fixtures/pipeline 2>&1 | grep "max rel" \
+  | tee "$out/diffusers-bf16.log"
 
 echo "== command line edits on CUDA"
 work=/tmp/edits; mkdir -p $work
@@ -80,7 +85,7 @@ for path in sorted(glob.glob(sys.argv[1] + "/*.png")):
     print(f"{os.path.basename(path):20s} {size(path)}")
 PY
 } 2>&1 | tee "$out/cli.log"
-cp $work/img2img-none.png $work/inpaint-none.png $work/source.png "$out/" 2>/dev/null
+fi
 
 if [ -n "${KONTEXT:-}" ]; then
   echo "== Kontext 1024², 28 steps, random-dev weights: fluxserve and diffusers FluxKontextPipeline eager"
