@@ -38,6 +38,7 @@ struct Inspect: ParsableCommand {
 
     private func render(_ r: CheckpointReport) -> String {
         var lines = ["\(r.path)", "  layout: \(r.layout.rawValue)"]
+        if let variant = r.variant { lines.append("  variant: \(variant.rawValue) (\(variant.pipelineClass))") }
         for c in r.components {
             let dtypes = c.dtypes.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")
             lines.append("  \(c.name): \(c.tensors) tensors in \(c.files) file(s), "

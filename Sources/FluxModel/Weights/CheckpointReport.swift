@@ -67,6 +67,8 @@ public struct CheckpointReport: Codable, Sendable {
     public var transformer: Transformer?
     /// Why the checkpoint cannot be loaded; empty when it can.
     public var problems: [String]
+    /// What a pipeline folder or a transformer does with an input image (`ModelVariant`), when known.
+    public var variant: ModelVariant?
 
     public var isLoadable: Bool { problems.isEmpty }
 
@@ -84,6 +86,7 @@ public struct CheckpointReport: Codable, Sendable {
            FileManager.default.fileExists(atPath: url.appendingPathComponent("model_index.json").path)
         {
             report.layout = .diffusersPipeline
+            report.variant = try? ModelVariant.of(modelIndex: url.appendingPathComponent("model_index.json").path)
             let subfolders = (try? FileManager.default.contentsOfDirectory(atPath: path))?.sorted() ?? []
             for name in subfolders {
                 let folder = url.appendingPathComponent(name).path
@@ -104,6 +107,7 @@ public struct CheckpointReport: Codable, Sendable {
             report.components.append(component(url.lastPathComponent, checkpoint))
             report.describe(path, named: url.lastPathComponent, checkpoint, override: override)
             if let model = report.models.first { report.layout = model.layout }
+            if let config = report.transformer?.config { report.variant = ModelVariant.of(singleFile: path, config: config) }
         }
         return report
     }
