@@ -516,17 +516,11 @@ func roundedToBF16(_ x: Float) -> Float { bfloat16ToFloat(floatToBfloat16(x)) }
 
 /// SplitMix64: seeded, platform-independent random numbers for conformance inputs.
 struct ConformanceRandom {
-    private var state: UInt64
+    private var stream: SplitMix64
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { stream = SplitMix64(seed: seed) }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { stream.next() }
 
     /// Uniform in [−1, 1).
     mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }

@@ -73,7 +73,7 @@ struct Bench: ParsableCommand {
                                 loadSeconds: [:], peakMemoryBytes: nil, config: configuration.dictionary)
             let models = try loadModels(backend, &report)
             let defaults = models.transformer.config.guidanceEmbeds ? PipelineDefaults.dev : PipelineDefaults.schnell
-            var rng = SplitMix(seed: 1)
+            var rng = SplitMix64(seed: 1)
             let t5Ids = try TokenIds(rows: [(0..<defaults.maxSequenceLength).map { _ in
                 Int32(rng.next() % UInt64(models.t5.config.vocabSize)) }])
             let clipIds = try TokenIds(rows: [(0..<77).map { _ in Int32(rng.next() % UInt64(models.clip.config.vocabSize)) }])
@@ -238,18 +238,5 @@ struct Bench: ParsableCommand {
             .map { String(format: "%@ %.1fs", $0.key, $0.value) }.joined(separator: ", ")
             + (r.peakMemoryBytes.map { "; peak memory \(formatBytes($0))" } ?? ""))
         return lines.joined(separator: "\n")
-    }
-}
-
-/// SplitMix64, for reproducible token ids.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -2,18 +2,8 @@ import Foundation
 import Testing
 @testable import FluxCore
 
-/// SplitMix64: a small seeded generator, so that a failing iteration can be replayed from its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// Seeded, so that a failing iteration can be replayed from its seed.
+typealias SeededGenerator = SplitMix64
 
 /// Opens `path` and, when it opens, checks every tensor: its span inside the data area, its bytes exactly the file's
 /// bytes there, its values readable. Returns nil when it opened, else the error case's name; records an issue for

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import FluxCore
 @testable import FluxImages
 
 /// `Tests/Fixtures/images/...`, found from this source file so tests need no resource bundle.
@@ -42,18 +43,8 @@ func maxDifference(_ a: [UInt8], _ b: [UInt8]) -> Int {
     return zip(a, b).reduce(0) { max($0, abs(Int($1.0) - Int($1.1))) }
 }
 
-/// SplitMix64: a small seeded generator, so a failing mutation can be replayed from its seed and index.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// Seeded mutations, so a failing one can be replayed from its seed and index.
+typealias SeededGenerator = SplitMix64
 
 /// A fresh temporary folder for files a test writes.
 func temporaryFolder() throws -> URL {

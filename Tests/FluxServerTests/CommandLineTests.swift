@@ -11,6 +11,14 @@ import Testing
         try BackendOptionsCLITests.run(arguments, environment: environment)
     }
 
+    /// Runs `arguments` and expects a refusal: exit status 1 and one stderr line, `error: …` containing `says`.
+    static func expectOneErrorLine(_ arguments: [String], saying says: String) throws {
+        let run = try Self.run(arguments)
+        let lines = run.stderr.split(separator: "\n")
+        #expect(run.status == 1, "\(arguments): status \(run.status)")
+        #expect(lines.count == 1 && lines[0].hasPrefix("error: ") && lines[0].contains(says), "\(arguments): \(run.stderr)")
+    }
+
     /// A fresh folder under the temporary directory.
     static func folder() throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)").path
@@ -100,11 +108,7 @@ import Testing
             (["inspect", "/no/such/file.safetensors"], "/no/such/file.safetensors"),
         ]
         for c in cases {
-            let run = try Self.run(c.arguments)
-            let lines = run.stderr.split(separator: "\n")
-            #expect(run.status == 1, "\(c.arguments): status \(run.status)")
-            #expect(lines.count == 1 && lines[0].hasPrefix("error: ") && lines[0].contains(c.says),
-                    "\(c.arguments): \(run.stderr)")
+            try Self.expectOneErrorLine(c.arguments, saying: c.says)
             #expect(!FileManager.default.fileExists(atPath: scratch + "/out.png"))
         }
         #expect(try Self.run(["--help"]).status == 0)

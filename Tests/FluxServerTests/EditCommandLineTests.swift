@@ -71,11 +71,7 @@ import Testing
             (kontext + ["--image", s + "/source.png", "--strength", "0.5"], "--strength"),
         ]
         for c in cases {
-            let run = try CommandLineTests.run(c.arguments)
-            let lines = run.stderr.split(separator: "\n")
-            #expect(run.status == 1, "\(c.arguments): status \(run.status)")
-            #expect(lines.count == 1 && lines[0].hasPrefix("error: ") && lines[0].contains(c.says),
-                    "\(c.arguments): \(run.stderr)")
+            try CommandLineTests.expectOneErrorLine(c.arguments, saying: c.says)
             #expect(!FileManager.default.fileExists(atPath: s + "/out.png"))
         }
     }

@@ -59,20 +59,12 @@ public struct LatentGeometry: Sendable, Equatable {
 /// Reproducible standard-normal noise from a 64-bit seed (SplitMix64 → Box–Muller in f64), the same on every machine
 /// and backend. It does not reproduce torch's generator; diffusers parity tests pass the initial latents explicitly.
 public struct GaussianNoise: Sendable {
-    private var state: UInt64
+    private var stream: SplitMix64
 
-    public init(seed: UInt64) { state = seed }
-
-    private mutating func nextUInt64() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public init(seed: UInt64) { stream = SplitMix64(seed: seed) }
 
     /// Uniform in (0, 1], 53 bits.
-    private mutating func uniform() -> Double { (Double(nextUInt64() >> 11) + 1) / 9_007_199_254_740_992 }
+    private mutating func uniform() -> Double { (Double(stream.next() >> 11) + 1) / 9_007_199_254_740_992 }
 
     public mutating func sample(_ count: Int) -> [Float] {
         var out = [Float]()
