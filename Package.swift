@@ -44,6 +44,11 @@ let package = Package(
         .target(name: "FluxTokenizers", dependencies: ["FluxCore"]),
         // The networks, written once against `Backend`.
         .target(name: "FluxModel", dependencies: ["FluxCore", "FluxTokenizers"]),
+        // Your own C declarations of the image libraries' structs (png_image, WebPBitstreamFeatures), so Swift gets
+        // their C layout from the compiler; no library header is needed to build.
+        .target(name: "CImageCodecs"),
+        // Untrusted PNG, JPEG and WebP files to pixels: libpng, TurboJPEG and libwebp loaded with dlopen at run time.
+        .target(name: "FluxImages", dependencies: ["FluxCore", "CImageCodecs"]),
         // The HTTP service: routes, job store (SQLite), the worker that owns the model, metrics, auth, limits.
         .target(
             name: "FluxServer",
@@ -67,6 +72,7 @@ let package = Package(
         .testTarget(name: "FluxCPUTests", dependencies: ["FluxCore", "FluxCPU"]),
         .testTarget(name: "FluxCUDATests", dependencies: ["FluxCore", "FluxCPU", "FluxCUDA"]),
         .testTarget(name: "FluxTokenizersTests", dependencies: ["FluxTokenizers"]),
+        .testTarget(name: "FluxImagesTests", dependencies: ["FluxCore", "FluxImages"]),
         .testTarget(name: "FluxModelTests", dependencies: ["FluxCore", "FluxCPU", "FluxModel"]),
         .testTarget(
             name: "FluxServerTests",
