@@ -43,7 +43,7 @@ let package = Package(
         // CLIP byte-level BPE and T5 SentencePiece Unigram tokenizers.
         .target(name: "FluxTokenizers", dependencies: ["FluxCore"]),
         // The networks, written once against `Backend`.
-        .target(name: "FluxModel", dependencies: ["FluxCore", "FluxTokenizers"]),
+        .target(name: "FluxModel", dependencies: ["FluxCore", "FluxTokenizers", "FluxImages"]),
         // Your own C declarations of the image libraries' structs (png_image, WebPBitstreamFeatures), so Swift gets
         // their C layout from the compiler; no library header is needed to build.
         .target(name: "CImageCodecs"),
