@@ -308,6 +308,17 @@ import Testing
         try store.close()
     }
 
+    /// A codec library missing on this machine is the server's shortcoming, said as 501 naming the library (not a
+    /// 400, and not a 503 a client would retry); the decoder's limits are 400 naming the `ImageLimits` field.
+    @Test func decoderErrorsMapToTheirStatus() {
+        let missing = EditUpload.apiError(.libraryMissing(library: "libturbojpeg.so.0", package: "libturbojpeg0",
+                                                          tried: ["libturbojpeg.so.0"]), part: "image")
+        #expect(missing.status == .notImplemented && missing.code == "image_library_missing")
+        #expect(missing.message.contains("libturbojpeg.so.0") && missing.message.contains("libturbojpeg0"))
+        let bomb = EditUpload.apiError(.tooManyPixels(width: 60000, height: 60000, limit: 100), part: "mask")
+        #expect(bomb.status == .badRequest && bomb.param == "mask" && bomb.message.contains("ImageLimits.maxPixels"))
+    }
+
     @Test func fieldTablesMatchTheBodies() {
         #expect(Set(ImageEditRequest.fields.keys) == Set(ImageEditRequest.CodingKeys.allCases.map(\.stringValue)))
     }
