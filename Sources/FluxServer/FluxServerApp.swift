@@ -72,7 +72,9 @@ public func buildApplication(config: ServerConfig, generator: any ImageGenerator
     let authenticated = router.group().add(middleware: RequireIdentityMiddleware())
     HealthAPI(runtime: runtime).register(open: open, authenticated: authenticated, routes: routes)
     FilesAPI(runtime: runtime).register(open: open, routes: routes)
-    ImagesAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)
+    let images = ImagesAPI(runtime: runtime)
+    images.register(authenticated: authenticated, routes: routes)
+    ImageEditsAPI(runtime: runtime, images: images).register(authenticated: authenticated, routes: routes)
     JobsAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)
     ModelsAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)
 

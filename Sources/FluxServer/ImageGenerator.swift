@@ -1,8 +1,10 @@
+import FluxCore
 import FluxModel
 import Foundation
 
-/// One run of the model: one image per prompt/seed pair, all at one size and schedule.
-public struct ImageBatch: Sendable, Equatable {
+/// One run of the model: one image per prompt/seed pair, all at one size and schedule, one pipeline (`mode`) and
+/// one true CFG setting (`JobParameters.BatchKey`).
+public struct ImageBatch: Sendable {
     /// One entry per image.
     public var prompts: [String]
     /// One entry per image.
@@ -12,6 +14,16 @@ public struct ImageBatch: Sendable, Equatable {
     public var steps: Int
     public var guidance: Float
     public var cacheThreshold: Float
+    public var mode: GenerationMode = .textToImage
+    /// nil = the pipeline's default for `mode`.
+    public var strength: Double? = nil
+    /// True CFG: nil and 1 = off.
+    public var negativePrompt: String? = nil
+    public var trueCFGScale: Float = 1
+    /// Edits: the input image per image of the batch, (batch, 3, H, W) in 0…1, and where to repaint,
+    /// (batch, 1, height, width) in 0…1 (`EditImages.Prepared`, one row per image); nil for text-to-image.
+    public var image: HostTensor? = nil
+    public var mask: HostTensor? = nil
 }
 
 /// Progress after one denoising step of a batch.
@@ -40,6 +52,8 @@ public protocol ImageGenerator: AnyObject, Sendable {
     /// Shown in `/readyz` and PNG metadata.
     var modelName: String { get }
     var defaults: ModelDefaults { get }
+    /// What the model does with an input image (base: img2img and inpainting; Fill; Kontext), for `/v1/images/edits`.
+    var variant: ModelVariant { get }
     /// Loads the weights and warms the kernels; `/readyz` answers 200 after it returns.
     func load() throws
     /// Runs `batch`; an error thrown by `onStep` stops the run after that step and is rethrown.
@@ -52,6 +66,8 @@ public protocol ImageGenerator: AnyObject, Sendable {
 }
 
 extension ImageGenerator {
+    public var variant: ModelVariant { .base }
+
     /// A generator without tokenizers cuts nothing it can tell.
     public func truncations(of prompt: String) -> [PromptTruncation] { [] }
 }

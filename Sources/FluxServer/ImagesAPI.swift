@@ -22,39 +22,46 @@ struct ImageGenerationRequest: StrictDecodable, Codable {
     let steps: Int?
     let guidance: Double?
     let cacheThreshold: Double?
+    let negativePrompt: String?
+    let trueCFGScale: Double?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, model, n, size, responseFormat = "response_format", outputFormat = "output_format", quality
         case style, user, background, moderation, outputCompression = "output_compression", seed, steps, guidance
-        case cacheThreshold = "cache_threshold"
+        case cacheThreshold = "cache_threshold", negativePrompt = "negative_prompt", trueCFGScale = "true_cfg_scale"
     }
 
     static let fields: [String: JSONField] = [
         "prompt": .string, "model": .string, "n": .integer, "size": .string, "response_format": .string,
         "output_format": .string, "quality": .string, "style": .string, "user": .string, "background": .string,
         "moderation": .string, "output_compression": .integer, "seed": .seed, "steps": .integer,
-        "guidance": .number, "cache_threshold": .number,
+        "guidance": .number, "cache_threshold": .number, "negative_prompt": .string, "true_cfg_scale": .number,
     ]
 
-    enum ResponseFormat: String {
-        case b64JSON = "b64_json", url
+    func parameters(_ runtime: ServerRuntime) throws -> JobParameters {
+        try ResponseFormat.checkOutputFormat(outputFormat)
+        return try JobParameters.resolve(prompt: prompt, n: n, size: size, steps: steps, guidance: guidance,
+                                         seed: seed, cacheThreshold: cacheThreshold, negativePrompt: negativePrompt,
+                                         trueCFGScale: trueCFGScale, defaults: runtime.generator.defaults,
+                                         limits: runtime.config.limits)
     }
+}
 
-    func responseFormatValue() throws -> ResponseFormat {
-        guard let value = responseFormat else { return .url }
+/// OpenAI's `response_format`, shared by generations and edits.
+enum ResponseFormat: String {
+    case b64JSON = "b64_json", url
+
+    init(_ value: String?) throws {
+        guard let value else { self = .url; return }
         guard let format = ResponseFormat(rawValue: value) else {
             throw APIError.invalidValue("response_format", "response_format must be \"b64_json\" or \"url\"")
         }
-        return format
+        self = format
     }
 
-    func parameters(_ runtime: ServerRuntime) throws -> JobParameters {
-        if let outputFormat, outputFormat != "png" {
-            throw APIError.invalidValue("output_format", "only \"png\" is produced")
-        }
-        return try JobParameters.resolve(prompt: prompt, n: n, size: size, steps: steps, guidance: guidance,
-                                         seed: seed, cacheThreshold: cacheThreshold,
-                                         defaults: runtime.generator.defaults, limits: runtime.config.limits)
+    /// OpenAI's `output_format`: accepted when it is what we make.
+    static func checkOutputFormat(_ value: String?) throws {
+        if let value, value != "png" { throw APIError.invalidValue("output_format", "only \"png\" is produced") }
     }
 }
 
@@ -85,35 +92,42 @@ struct ImagesAPI {
         routes.add(authenticated, .post, "/v1/images/generations", isPublic: false) { request, context in
             let body = try await JSONBody.read(request, limit: runtime.config.maxBodyBytes)
             let submitted = try JSONBody.decode(ImageGenerationRequest.self, from: body)
-            let format = try submitted.responseFormatValue()
+            let format = try ResponseFormat(submitted.responseFormat)
             let parameters = try submitted.parameters(runtime)
-            let owner = try context.requireIdentity()
-            let job = try await generate(parameters, owner: owner, idempotencyKey: try JobsAPI.idempotencyKey(request),
-                                         fingerprint: try JobStore.json(submitted))
-            let base = baseURL(request, config: runtime.config)
-            var images: [ImagesResponse.Image] = []
-            for image in job.images {
-                switch format {
-                case .url:
-                    images.append(.init(b64JSON: nil, url: "\(base)/v1/files/\(image.file).png"))
-                case .b64JSON:
-                    guard let data = FileManager.default.contents(atPath: runtime.store.fileURL(image.file).path) else {
-                        throw APIError(.internalServerError, "result_missing", "a result file is missing")
-                    }
-                    images.append(.init(b64JSON: data.base64EncodedString(), url: nil))
-                }
-            }
-            var headers: HTTPFields = [Self.jobIDHeader: job.id]
-            headers.notePromptTruncation(job.parameters.prompt, generator: runtime.generator)
-            return try jsonResponse(ImagesResponse(created: Int(Date().timeIntervalSince1970), data: images),
-                                    headers: headers)
+            return try await respond(parameters, format: format, fingerprint: try JobStore.json(submitted),
+                                     request: request, context: context)
         }
+    }
+
+    /// Runs `parameters` (with an edit's `upload`) as a synchronous job and answers with its images in `format`.
+    func respond(_ parameters: JobParameters, upload: EditUpload? = nil, format: ResponseFormat, fingerprint: String,
+                 request: Request, context: FluxRequestContext) async throws -> Response {
+        let owner = try context.requireIdentity()
+        let job = try await generate(parameters, upload: upload, owner: owner,
+                                     idempotencyKey: try JobsAPI.idempotencyKey(request), fingerprint: fingerprint)
+        let base = baseURL(request, config: runtime.config)
+        var images: [ImagesResponse.Image] = []
+        for image in job.images {
+            switch format {
+            case .url:
+                images.append(.init(b64JSON: nil, url: "\(base)/v1/files/\(image.file).png"))
+            case .b64JSON:
+                guard let data = FileManager.default.contents(atPath: runtime.store.fileURL(image.file).path) else {
+                    throw APIError(.internalServerError, "result_missing", "a result file is missing")
+                }
+                images.append(.init(b64JSON: data.base64EncodedString(), url: nil))
+            }
+        }
+        var headers: HTTPFields = [Self.jobIDHeader: job.id]
+        headers.notePromptTruncation(job.parameters.prompt, generator: runtime.generator)
+        return try jsonResponse(ImagesResponse(created: Int(Date().timeIntervalSince1970), data: images),
+                                headers: headers)
     }
 
     /// Queues a synchronous job and waits for it: the finished job, or an error (503 at shutdown, 504 past
     /// `syncTimeout`, 500 if generation failed).
-    private func generate(_ parameters: JobParameters, owner: APIKeyIdentity, idempotencyKey: String?, fingerprint: String)
-        async throws -> JobRecord
+    private func generate(_ parameters: JobParameters, upload: EditUpload?, owner: APIKeyIdentity,
+                          idempotencyKey: String?, fingerprint: String) async throws -> JobRecord
     {
         let id = JobRecord.newID()
         // Listen before the job exists, so its end cannot be missed.
@@ -122,7 +136,8 @@ struct ImagesAPI {
         let submission: ServerRuntime.Submission
         do {
             submission = try await runtime.submit(parameters, kind: .sync, owner: owner,
-                                                  idempotencyKey: idempotencyKey, fingerprint: fingerprint, id: id)
+                                                  idempotencyKey: idempotencyKey, fingerprint: fingerprint,
+                                                  upload: upload, id: id)
         } catch {
             runtime.events.discard(id)
             throw error

@@ -48,6 +48,12 @@ enum JSONBody {
         return bytes
     }
 
+    /// Whether `bytes` is a JSON object with the field `name` at its top level (false for anything else).
+    static func hasTopLevelField(_ name: String, in bytes: [UInt8]) -> Bool {
+        let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+        return (object as? [String: Any])?[name] != nil
+    }
+
     static func tooLarge(_ limit: Int) -> APIError {
         APIError(.contentTooLarge, "body_too_large", "request body larger than \(limit) bytes")
     }

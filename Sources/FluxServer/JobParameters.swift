@@ -1,3 +1,4 @@
+import FluxImages
 import FluxModel
 import Foundation
 
@@ -39,32 +40,56 @@ public struct JobParameters: Codable, Sendable, Equatable {
     /// Image i uses seed + i.
     public var seed: UInt64
     public var cacheThreshold: Float
+    // The fields below are kept in the job row's own columns (`JobStore`, migration v3), not in the `parameters`
+    // JSON, which keeps the form it always had.
+    /// True CFG (`GenerationRequest.negativePrompts`, `trueCFGScale`): nil and 1 = off.
+    public var negativePrompt: String? = nil
+    public var trueCFGScale: Float = 1
+    /// Edits that take it (img2img, inpainting, Fill); nil = the pipeline's default.
+    public var strength: Double? = nil
+    /// Set for an edit job: its pipeline, mask rule, input digests and reference size.
+    public var edit: EditInput? = nil
 
     enum CodingKeys: String, CodingKey {
         case prompt, n, width, height, steps, guidance, seed, cacheThreshold = "cache_threshold"
     }
 
-    /// Jobs with equal keys can share one batch: the pipeline runs one size, one schedule, one guidance value and one
-    /// First Block Cache decision per batch.
+    /// The pipeline the job runs.
+    public var mode: GenerationMode { edit?.mode ?? .textToImage }
+
+    /// Jobs with equal keys can share one batch: the pipeline runs one size, one schedule (steps, strength), one
+    /// guidance value, one true CFG setting and one First Block Cache decision per batch, and one pipeline (so a
+    /// text-to-image job never joins an edit). Edit inputs themselves are per image (`GenerationRequest.image` with N
+    /// = batch), but the reference images of a batch are one tensor, so their size must match too.
     struct BatchKey: Hashable {
         let width: Int, height: Int, steps: Int, guidance: Float, cacheThreshold: Float
+        let mode: GenerationMode, strength: Double?, negativePrompt: String?, trueCFGScale: Float
+        let referenceWidth: Int?, referenceHeight: Int?
     }
 
     var batchKey: BatchKey {
-        BatchKey(width: width, height: height, steps: steps, guidance: guidance, cacheThreshold: cacheThreshold)
+        BatchKey(width: width, height: height, steps: steps, guidance: guidance, cacheThreshold: cacheThreshold,
+                 mode: mode, strength: strength, negativePrompt: negativePrompt, trueCFGScale: trueCFGScale,
+                 referenceWidth: edit?.referenceWidth, referenceHeight: edit?.referenceHeight)
     }
 
     /// Checks the fields a request gave and fills in the rest. Values of the right type but outside the limits are
     /// 422 `invalid_value` naming the field: first the rules every generation obeys (`GenerationRules`, shared with
     /// the command line), then this service's own limits (prompt length, steps and images per request).
     /// `guidance` and `cacheThreshold` arrive as doubles, so that 1e300 is "out of range" rather than undecodable.
+    /// With `edit`, the images are decoded and prepared once (`EditUpload.check`, on a model of `variant`, within
+    /// `imageLimits`); an absent or "auto" `size` is then the image's.
     static func resolve(prompt: String, n: Int?, size: String?, steps: Int?, guidance: Double?, seed: UInt64?,
-                        cacheThreshold: Double?, defaults: ModelDefaults, limits: GenerationLimits) throws -> JobParameters
+                        cacheThreshold: Double?, negativePrompt: String? = nil, trueCFGScale: Double? = nil,
+                        strength: Double? = nil, edit: EditUpload? = nil, variant: ModelVariant = .base,
+                        imageLimits: ImageLimits = ImageLimits(), defaults: ModelDefaults,
+                        limits: GenerationLimits) throws -> JobParameters
     {
         let defaults = defaults.within(limits)
         let rules = limits.rules
         let n = n ?? 1
-        let (width, height) = try parseSize(size, defaults: defaults)
+        let asked = try parseSize(size)
+        var (width, height) = asked ?? (defaults.width, defaults.height)
         let steps = steps ?? defaults.steps
         let guidance = guidance ?? Double(defaults.guidance)
         let threshold = cacheThreshold ?? 0
@@ -73,11 +98,13 @@ public struct JobParameters: Codable, Sendable, Equatable {
         do throws(GenerationRuleError) {
             try rules.checkPrompt(prompt)
             try rules.checkImageCount(n)
-            try rules.checkSize(width: width, height: height)
+            if edit == nil || asked != nil { try rules.checkSize(width: width, height: height) }
             try rules.checkSteps(steps)
             try rules.checkGuidance(guidance)
             try rules.checkCacheThreshold(threshold)
             try rules.checkSeed(seed, imageCount: n)
+            if let strength { try rules.checkStrength(strength) }
+            try rules.checkTrueCFG(scale: trueCFGScale ?? 1, negativePrompts: negativePrompt == nil ? 0 : 1)
         } catch {
             throw APIError.invalidValue(error)
         }
@@ -91,14 +118,32 @@ public struct JobParameters: Codable, Sendable, Equatable {
         guard steps <= limits.maxSteps else {
             throw APIError.invalidValue("steps", "steps must be 1…\(limits.maxSteps), got \(steps)")
         }
+        if let negativePrompt, negativePrompt.count > limits.maxPromptCharacters {
+            throw APIError.invalidValue("negative_prompt", "negative_prompt is \(negativePrompt.count) characters; at "
+                                        + "most \(limits.maxPromptCharacters)")
+        }
+        var edited: EditInput?
+        if let edit {
+            let checked = try edit.check(variant: variant, size: asked, limits: imageLimits)
+            (width, height, edited) = (checked.width, checked.height, checked.input)
+            if asked == nil {  // the size the image gave must obey the same rules
+                do throws(GenerationRuleError) { try rules.checkSize(width: width, height: height) } catch {
+                    throw APIError.invalidValue("size", "the image's size \(width)x\(height) (size \"auto\"): "
+                                                + "\(error.parameter.rawValue) \(error.reason)")
+                }
+            }
+        }
+        try EditInput.checkStrength(strength, mode: edited?.mode ?? .textToImage)
         return JobParameters(prompt: prompt, n: n, width: width, height: height, steps: steps,
-                             guidance: Float(guidance), seed: seed, cacheThreshold: Float(threshold))
+                             guidance: Float(guidance), seed: seed, cacheThreshold: Float(threshold),
+                             negativePrompt: negativePrompt, trueCFGScale: Float(trueCFGScale ?? 1), strength: strength,
+                             edit: edited)
     }
 
-    /// "WxH" (OpenAI's form, e.g. "1024x1024"), or "auto"/absent for the model's default size. Only the form is
-    /// checked here; multiples of 16 and the size limits are `GenerationRules`.
-    static func parseSize(_ size: String?, defaults: ModelDefaults) throws -> (Int, Int) {
-        guard let size, size != "auto" else { return (defaults.width, defaults.height) }
+    /// "WxH" (OpenAI's form, e.g. "1024x1024"); nil for "auto"/absent (the model's default size, or an edit's image
+    /// size). Only the form is checked here; multiples of 16 and the size limits are `GenerationRules`.
+    static func parseSize(_ size: String?) throws -> (Int, Int)? {
+        guard let size, size != "auto" else { return nil }
         let parts = size.lowercased().split(separator: "x", omittingEmptySubsequences: false)
         guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.count <= 6 && $0.allSatisfy(\.isASCIIDigit) }),
               let width = Int(parts[0]), let height = Int(parts[1])

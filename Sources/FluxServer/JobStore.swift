@@ -1,16 +1,20 @@
+import FluxModel
 import Foundation
 import GRDB
 
-/// Jobs, their parameters and results in SQLite (GRDB), PNGs in `files/` beside it. Every change that a client was
+/// Jobs, their parameters and results in SQLite (GRDB), PNGs in `files/` beside it, edit jobs' uploads in
+/// `inputs/<job id>/`. Every change that a client was
 /// told about (a 202, a status) is committed with `synchronous = FULL` before it is told: a `kill -9` loses nothing
 /// that was answered.
 public final class JobStore: Sendable {
     let database: DatabaseQueue
     public let databasePath: String
     public let filesDirectory: URL
+    /// The data directory: `input_image`/`input_mask` are relative to it.
+    let root: URL
 
     public init(directory: String) throws {
-        let root = URL(fileURLWithPath: directory, isDirectory: true)
+        root = URL(fileURLWithPath: directory, isDirectory: true)
         filesDirectory = root.appendingPathComponent("files", isDirectory: true)
         try FileManager.default.createDirectory(at: filesDirectory, withIntermediateDirectories: true)
         databasePath = root.appendingPathComponent("jobs.sqlite").path
@@ -56,6 +60,23 @@ public final class JobStore: Sendable {
             try db.execute(sql: """
                 ALTER TABLE job ADD COLUMN owner_key_sha256 TEXT;
                 CREATE INDEX job_owner_key ON job(owner_key_sha256, seq);
+                """)
+        }
+        // Edits and true CFG: the settings `JobParameters` keeps outside its JSON, and the uploaded files (paths
+        // relative to the data directory) with their SHA-256. Older rows are text-to-image without true CFG.
+        migrator.registerMigration("v3-edit-inputs") { db in
+            try db.execute(sql: """
+                ALTER TABLE job ADD COLUMN mode TEXT NOT NULL DEFAULT 'text-to-image';
+                ALTER TABLE job ADD COLUMN negative_prompt TEXT;
+                ALTER TABLE job ADD COLUMN true_cfg_scale REAL NOT NULL DEFAULT 1;
+                ALTER TABLE job ADD COLUMN strength REAL;
+                ALTER TABLE job ADD COLUMN mask_rule TEXT;
+                ALTER TABLE job ADD COLUMN input_image TEXT;
+                ALTER TABLE job ADD COLUMN input_image_sha256 TEXT;
+                ALTER TABLE job ADD COLUMN input_mask TEXT;
+                ALTER TABLE job ADD COLUMN input_mask_sha256 TEXT;
+                ALTER TABLE job ADD COLUMN reference_width INTEGER;
+                ALTER TABLE job ADD COLUMN reference_height INTEGER;
                 """)
         }
         return migrator
@@ -132,13 +153,19 @@ public final class JobStore: Sendable {
                 db, sql: "SELECT * FROM job WHERE owner = ? AND idempotency_key = ?", arguments: [job.owner, key]) {
                 return .existing(try Self.record(existing))
             }
+            let p = job.parameters, edit = p.edit
             try db.execute(sql: """
                 INSERT INTO job (id, kind, status, parameters, owner, owner_key_sha256, idempotency_key,
-                                 request_fingerprint, created_at, attempts)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
-                """, arguments: [job.id, job.kind.rawValue, job.status.rawValue, try Self.json(job.parameters),
+                                 request_fingerprint, created_at, attempts, mode, negative_prompt, true_cfg_scale,
+                                 strength, mask_rule, input_image, input_image_sha256, input_mask, input_mask_sha256,
+                                 reference_width, reference_height)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [job.id, job.kind.rawValue, job.status.rawValue, try Self.json(p),
                                  job.owner, job.ownerKeyDigest, job.idempotencyKey, job.requestFingerprint,
-                                 job.createdAt.timeIntervalSince1970])
+                                 job.createdAt.timeIntervalSince1970, p.mode.rawValue, p.negativePrompt,
+                                 Double(p.trueCFGScale), p.strength, edit.map { EditInput.name(of: $0.maskRule) },
+                                 edit?.imageFile, edit?.imageSHA256, edit?.maskFile, edit?.maskSHA256,
+                                 edit?.referenceWidth, edit?.referenceHeight])
             return .inserted(job)
         }
     }
@@ -297,16 +324,10 @@ public final class JobStore: Sendable {
         try FileManager.default.moveItem(at: temporary, to: target)
     }
 
+    /// The job's PNGs and its uploaded inputs.
     func removeFiles(of job: JobRecord) {
         for image in job.images { try? FileManager.default.removeItem(at: fileURL(image.file)) }
-    }
-
-    /// Removes temporary files a killed process left behind.
-    func removeTemporaryFiles() {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: filesDirectory.path)) ?? []
-        for name in names where name.hasPrefix(".") && name.hasSuffix(".tmp") {
-            try? FileManager.default.removeItem(at: filesDirectory.appendingPathComponent(name))
-        }
+        removeInputs(of: job.id)
     }
 
     // MARK: Rows
@@ -329,8 +350,13 @@ public final class JobStore: Sendable {
             throw StoreError.corruptRow(column: "kind/status", reason: "unknown value")
         }
         let started: Double? = row["started_at"], finished: Double? = row["finished_at"]
+        var parameters = try decode(JobParameters.self, "parameters")
+        parameters.negativePrompt = row["negative_prompt"]
+        parameters.trueCFGScale = Float(row["true_cfg_scale"] as Double? ?? 1)
+        parameters.strength = row["strength"]
+        parameters.edit = try editInput(row)
         return JobRecord(
-            id: row["id"], kind: kind, status: status, parameters: try decode(JobParameters.self, "parameters"),
+            id: row["id"], kind: kind, status: status, parameters: parameters,
             owner: row["owner"], ownerKeyDigest: row["owner_key_sha256"], idempotencyKey: row["idempotency_key"],
             requestFingerprint: row["request_fingerprint"],
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
@@ -345,11 +371,13 @@ public final class JobStore: Sendable {
 public enum StoreError: Error, CustomStringConvertible {
     case corruptRow(column: String, reason: String)
     case dataDirectoryInUse(String)
+    case missingInput(String)
 
     public var description: String {
         switch self {
         case .corruptRow(let column, let reason): "job store: bad value in column \(column): \(reason)"
         case .dataDirectoryInUse(let path): "data directory \(path) is in use by another fluxserve process"
+        case .missingInput(let path): "job store: the uploaded input \(path) is missing"
         }
     }
 }

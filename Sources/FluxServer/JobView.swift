@@ -12,9 +12,19 @@ struct JobView: Encodable {
         let guidance: Float
         let seed: UInt64
         let cacheThreshold: Float
+        /// The pipeline: text-to-image, img2img, inpainting, fill or kontext.
+        let mode: String
+        let strength: Double?
+        let negativePrompt: String?
+        let trueCFGScale: Float
+        /// Edits: SHA-256 of the uploaded image and mask.
+        let imageSHA256: String?
+        let maskSHA256: String?
 
         enum CodingKeys: String, CodingKey {
-            case prompt, n, size, steps, guidance, seed, cacheThreshold = "cache_threshold"
+            case prompt, n, size, steps, guidance, seed, cacheThreshold = "cache_threshold", mode, strength
+            case negativePrompt = "negative_prompt", trueCFGScale = "true_cfg_scale"
+            case imageSHA256 = "image_sha256", maskSHA256 = "mask_sha256"
         }
     }
 
@@ -77,7 +87,10 @@ struct JobView: Encodable {
         status = job.status
         created = Int(job.createdAt.timeIntervalSince1970)
         parameters = Parameters(prompt: p.prompt, n: p.n, size: "\(p.width)x\(p.height)", steps: p.steps,
-                                guidance: p.guidance, seed: p.seed, cacheThreshold: p.cacheThreshold)
+                                guidance: p.guidance, seed: p.seed, cacheThreshold: p.cacheThreshold,
+                                mode: p.mode.rawValue, strength: p.strength, negativePrompt: p.negativePrompt,
+                                trueCFGScale: p.trueCFGScale, imageSHA256: p.edit?.imageSHA256,
+                                maskSHA256: p.edit?.maskSHA256)
         let step: Int
         switch job.status {
         case .succeeded: step = p.steps

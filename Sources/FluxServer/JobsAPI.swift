@@ -1,8 +1,11 @@
+import FluxImages
 import Foundation
 import HTTPTypes
 import Hummingbird
 
-/// The body of `POST /v1/jobs`.
+/// The body of `POST /v1/jobs`: JSON, or multipart/form-data with the same fields as text parts and `image` /
+/// `mask` as file parts. In JSON, `image` and `mask` are base64 (optionally a `data:` URL). `mask_rule` says how
+/// the mask marks the region to repaint: "white" (the default, as the command line) or "transparent" (OpenAI's).
 struct JobRequest: StrictDecodable, Codable {
     let prompt: String
     let n: Int?
@@ -11,20 +14,107 @@ struct JobRequest: StrictDecodable, Codable {
     let guidance: Double?
     let seed: UInt64?
     let cacheThreshold: Double?
+    let image: String?
+    let mask: String?
+    let maskRule: String?
+    let strength: Double?
+    let negativePrompt: String?
+    let trueCFGScale: Double?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case prompt, n, size, steps, guidance, seed, cacheThreshold = "cache_threshold"
+        case prompt, n, size, steps, guidance, seed, cacheThreshold = "cache_threshold", image, mask
+        case maskRule = "mask_rule", strength, negativePrompt = "negative_prompt", trueCFGScale = "true_cfg_scale"
     }
 
     static let fields: [String: JSONField] = [
         "prompt": .string, "n": .integer, "size": .string, "steps": .integer, "guidance": .number, "seed": .seed,
-        "cache_threshold": .number,
+        "cache_threshold": .number, "image": .string, "mask": .string, "mask_rule": .string, "strength": .number,
+        "negative_prompt": .string, "true_cfg_scale": .number,
     ]
 
-    func parameters(_ runtime: ServerRuntime) throws -> JobParameters {
+    /// The upload: the JSON's base64 `image`/`mask`, or `form`'s file parts; nil without an image.
+    func upload(form: MultipartForm?) throws -> EditUpload? {
+        let rule = try maskRuleValue()
+        if let form {
+            let hasImage = !form.files(named: ["image", "image[]"]).isEmpty
+            if !hasImage, form.files(named: ["mask"]).isEmpty == false {
+                throw APIError(.badRequest, "missing_field", "a mask needs an image to apply to", param: "image")
+            }
+            return hasImage ? try EditFiles.upload(form, maskRule: rule) : nil
+        }
+        guard let image else {
+            if mask != nil {
+                throw APIError(.badRequest, "missing_field", "a mask needs an image to apply to", param: "image")
+            }
+            return nil
+        }
+        return EditUpload(image: try Self.base64(image, field: "image"), mask: try mask.map { try Self.base64($0, field: "mask") },
+                          maskRule: rule)
+    }
+
+    func maskRuleValue() throws -> DecodedImage.MaskRule {
+        guard let maskRule else { return .whiteRepaints }
+        guard let rule = EditInput.maskRule(named: maskRule) else {
+            throw APIError.invalidValue("mask_rule", "mask_rule must be \"white\" or \"transparent\"")
+        }
+        return rule
+    }
+
+    /// Base64 (standard alphabet, padding optional), or a `data:…;base64,` URL.
+    static func base64(_ text: String, field: String) throws -> [UInt8] {
+        var payload = Substring(text)
+        if payload.hasPrefix("data:") {
+            guard let comma = payload.firstIndex(of: ","), payload[..<comma].hasSuffix(";base64") else {
+                throw APIError(.badRequest, "invalid_image", "\(field): a data: URL must be base64 (data:…;base64,…)",
+                               param: field)
+            }
+            payload = payload[payload.index(after: comma)...]
+        }
+        var padded = String(payload)
+        if padded.count % 4 != 0 { padded += String(repeating: "=", count: 4 - padded.count % 4) }
+        guard let data = Data(base64Encoded: padded) else {
+            throw APIError(.badRequest, "invalid_image", "\(field) is not valid base64", param: field)
+        }
+        return Array(data)
+    }
+
+    func parameters(_ runtime: ServerRuntime, upload: EditUpload?) throws -> JobParameters {
         try JobParameters.resolve(prompt: prompt, n: n, size: size, steps: steps, guidance: guidance, seed: seed,
-                                  cacheThreshold: cacheThreshold, defaults: runtime.generator.defaults,
-                                  limits: runtime.config.limits)
+                                  cacheThreshold: cacheThreshold, negativePrompt: negativePrompt,
+                                  trueCFGScale: trueCFGScale, strength: strength, edit: upload,
+                                  variant: runtime.generator.variant, imageLimits: runtime.config.imageLimits,
+                                  defaults: runtime.generator.defaults, limits: runtime.config.limits)
+    }
+
+    /// What tells a retry from a different request: the fields, with the files as digests (not megabytes of base64).
+    func fingerprint(_ upload: EditUpload?) throws -> String {
+        guard let upload else { return try JobStore.json(self) }
+        let fields = JobRequest(prompt: prompt, n: n, size: size, steps: steps, guidance: guidance, seed: seed,
+                                cacheThreshold: cacheThreshold, image: nil, mask: nil, maskRule: maskRule,
+                                strength: strength, negativePrompt: negativePrompt, trueCFGScale: trueCFGScale)
+        return try EditFiles.fingerprint(fields, upload)
+    }
+
+    /// The body of `request`, JSON or multipart. JSON bodies are held to `maxBodyBytes` unless they carry an
+    /// `image` (then `maxUploadBytes`, as multipart ones).
+    static func read(_ request: Request, config: ServerConfig) async throws -> (JobRequest, EditUpload?) {
+        let upload = max(config.maxUploadBytes, config.maxBodyBytes)
+        if MultipartForm.isMultipart(request) {
+            let form = try await MultipartForm.read(request, limit: upload)
+            let fields = try form.jsonObject(fields: Self.fields, fileFields: EditFiles.names)
+            let submitted = try JSONBody.decode(JobRequest.self, from: fields)
+            guard submitted.image == nil, submitted.mask == nil else {
+                throw APIError(.badRequest, "invalid_multipart", "in multipart/form-data, image and mask are file parts",
+                               param: submitted.image != nil ? "image" : "mask")
+            }
+            return (submitted, try submitted.upload(form: form))
+        }
+        let body = try await JSONBody.read(request, limit: upload)
+        if body.count > config.maxBodyBytes && !JSONBody.hasTopLevelField("image", in: body) {
+            throw JSONBody.tooLarge(config.maxBodyBytes)
+        }
+        let submitted = try JSONBody.decode(JobRequest.self, from: body)
+        return (submitted, try submitted.upload(form: nil))
     }
 }
 
@@ -87,13 +177,12 @@ struct JobsAPI {
     func register(authenticated: RouterGroup<FluxRequestContext>, routes: RouteTable) {
         let runtime = self.runtime
         routes.add(authenticated, .post, "/v1/jobs", isPublic: false) { request, context in
-            let body = try await JSONBody.read(request, limit: runtime.config.maxBodyBytes)
-            let submitted = try JSONBody.decode(JobRequest.self, from: body)
-            let parameters = try submitted.parameters(runtime)
+            let (submitted, upload) = try await JobRequest.read(request, config: runtime.config)
+            let parameters = try submitted.parameters(runtime, upload: upload)
             let key = try Self.idempotencyKey(request)
             let owner = try context.requireIdentity()
             switch try await runtime.submit(parameters, kind: .async, owner: owner, idempotencyKey: key,
-                                            fingerprint: try JobStore.json(submitted)) {
+                                            fingerprint: try submitted.fingerprint(upload), upload: upload) {
             case .accepted(let job):
                 let view = JobView(job, runtime: runtime, baseURL: baseURL(request, config: runtime.config),
                                    queuePosition: await runtime.queue.position(of: job.id))

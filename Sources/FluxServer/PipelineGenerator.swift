@@ -6,6 +6,7 @@ import Foundation
 public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     public let modelName: String
     public let defaults: ModelDefaults
+    public var variant: ModelVariant { components.variant }
     private let components: PipelineComponents
     private let maxSequenceLength: Int
     private let quantization: LinearQuantization
@@ -47,8 +48,14 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
         let request = GenerationRequest(
             prompts: batch.prompts, width: batch.width, height: batch.height, steps: batch.steps,
             guidanceScale: batch.guidance, seed: batch.seeds.first ?? 0, imagesPerPrompt: 1,
-            cacheThreshold: batch.cacheThreshold, maxSequenceLength: maxSequenceLength)
-        try pipeline.validate(request)
+            cacheThreshold: batch.cacheThreshold, maxSequenceLength: maxSequenceLength,
+            negativePrompts: batch.negativePrompt.map { [$0] } ?? [], trueCFGScale: batch.trueCFGScale,
+            strength: batch.strength, image: batch.image, mask: batch.mask)
+        let mode = try pipeline.validate(request)
+        guard mode == batch.mode else {  // the service chose the mode at submission (`EditInput.mode`)
+            throw ModelError.invalidConfig(source: "request", reason: "the batch is \(batch.mode.rawValue) but the "
+                                           + "pipeline would run \(mode.rawValue)")
+        }
         let geometry = try pipeline.geometry(width: batch.width, height: batch.height)
         let noise = try pipeline.initialLatents(geometry, seeds: batch.seeds)
         let backend = pipeline.backend

@@ -1,3 +1,4 @@
+import FluxImages
 import FluxModel
 import Foundation
 
@@ -35,14 +36,18 @@ public struct ServerConfig: Sendable {
     public var host = "127.0.0.1"
     /// 0 picks a free port (the log line "listening" names it).
     public var port = 8080
-    /// Holds `jobs.sqlite` and `files/` (the PNGs).
+    /// Holds `jobs.sqlite`, `files/` (the PNGs) and `inputs/` (edit jobs' uploads).
     public var dataDirectory: String
     /// Jobs waiting (not running) before submissions are answered 429.
     public var maxQueue = 64
     /// Images per batch: queued jobs with the same size, steps, guidance and cache threshold run together.
     public var maxBatch = 4
-    /// Request bodies larger than this are answered 413.
+    /// Request bodies larger than this are answered 413, except those that carry images (below).
     public var maxBodyBytes = 1 << 20
+    /// Bodies with uploaded images (multipart, or JSON with a base64 `image`): larger ones are answered 413.
+    public var maxUploadBytes = 25_000_000
+    /// What an uploaded image may declare (sides, pixels) before it is decoded; beyond, 400 naming the limit.
+    public var imageLimits = ImageLimits(maxBytes: 25_000_000, maxPixels: 4096 * 4096, maxSide: 8192)
     public var limits = GenerationLimits()
     /// Bearer keys; empty means no authentication (a warning is logged).
     public var apiKeys: [String] = []

@@ -43,6 +43,7 @@ public final class ServerRuntime: Sendable {
         store.removeTemporaryFiles()
         queue = JobQueue(capacity: config.maxQueue, maxBatch: config.maxBatch)
         let recovery = try await store.recover(maxAttempts: config.maxAttempts, at: Date())
+        for id in recovery.failed { store.removeInputs(of: id) }  // failed for good: their uploads go
         for job in recovery.queued { await queue.enqueue(QueuedJob(job), reserved: false) }
         metrics.queueDepth.set(Double(recovery.queued.count))
         logger.info("job store opened", metadata: [
@@ -63,8 +64,12 @@ public final class ServerRuntime: Sendable {
 
     /// Stores a new job and queues it, or returns the job an idempotency key already names. 429 when the queue is
     /// full, 503 while draining, 422 when an idempotency key is reused for a different request.
+    /// An edit's `upload` is written under `inputs/<id>/` before the row that names it, and removed again when no
+    /// job is created.
     func submit(_ parameters: JobParameters, kind: JobKind, owner: APIKeyIdentity, idempotencyKey: String?,
-                fingerprint: String, id: String = JobRecord.newID()) async throws -> Submission {
+                fingerprint: String, upload: EditUpload? = nil, id: String = JobRecord.newID()) async throws
+        -> Submission
+    {
         func check(_ existing: JobRecord) throws -> Submission {
             guard existing.requestFingerprint == fingerprint else {
                 throw APIError(.unprocessableContent, "idempotency_key_reused",
@@ -81,6 +86,18 @@ public final class ServerRuntime: Sendable {
             throw APIError(.tooManyRequests, "queue_full", "the queue is full (\(config.maxQueue) jobs); retry later",
                            headers: [.retryAfter: seconds])
         }
+        var parameters = parameters
+        if let upload, parameters.edit != nil {
+            do {
+                let files = try store.writeInputs(of: id, image: upload.image, mask: upload.mask)
+                parameters.edit?.imageFile = files.image
+                parameters.edit?.maskFile = files.mask
+            } catch {
+                store.removeInputs(of: id)
+                await queue.release()
+                throw error
+            }
+        }
         let record = JobRecord(id: id, kind: kind, status: .queued, parameters: parameters, owner: owner.name,
                                ownerKeyDigest: owner.keyDigest, idempotencyKey: idempotencyKey, requestFingerprint: fingerprint, createdAt: Date(),
                                attempts: 0, images: [], timings: [:])
@@ -88,11 +105,13 @@ public final class ServerRuntime: Sendable {
         do {
             outcome = try await store.insert(record)
         } catch {
+            store.removeInputs(of: id)
             await queue.release()
             throw error
         }
         switch outcome {
         case .existing(let existing):
+            store.removeInputs(of: id)
             await queue.release()
             return try check(existing)
         case .inserted(let job):
@@ -125,6 +144,7 @@ public final class ServerRuntime: Sendable {
                 _ = await queue.remove(id)
                 metrics.queueDepth.set(Double(await queue.depth))
             }
+            if !wasRunning { store.removeInputs(of: id) }  // never runs again (a running batch has read them)
             metrics.jobsFinished(.cancelled).increment()
             events.publish(id, .finished(job))
             logger.info("job cancelled", metadata: ["job": "\(id)", "was_running": "\(wasRunning)"])
@@ -148,6 +168,7 @@ public final class ServerRuntime: Sendable {
         for job in await queue.removeAll(of: .sync) {
             if let failed = try? await store.fail(job.id, code: "shutting_down", message: "the server is shutting down",
                                                   at: Date(), from: [.queued]) {
+                store.removeInputs(of: job.id)
                 metrics.jobsFinished(.failed).increment()
                 events.publish(job.id, .finished(failed))
             }

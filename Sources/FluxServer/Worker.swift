@@ -1,4 +1,5 @@
 import FluxCore
+import FluxModel
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -99,7 +100,8 @@ struct Worker: Service {
         let imageRanges: [Range<Int>]
         let images: ImageBatch
 
-        /// Every job of a batch shares the first one's size, steps, guidance and cache threshold (`BatchKey`).
+        /// Every job of a batch shares the first one's size, steps, guidance, cache threshold, mode, strength and
+        /// true CFG (`BatchKey`); edit inputs are attached on the generation thread (`withInputs`).
         init(_ jobs: [JobRecord]) {
             var ranges: [Range<Int>] = [], prompts: [String] = [], seeds: [UInt64] = []
             for job in jobs {
@@ -112,7 +114,8 @@ struct Worker: Service {
             self.jobs = jobs
             imageRanges = ranges
             images = ImageBatch(prompts: prompts, seeds: seeds, width: p.width, height: p.height, steps: p.steps,
-                                guidance: p.guidance, cacheThreshold: p.cacheThreshold)
+                                guidance: p.guidance, cacheThreshold: p.cacheThreshold, mode: p.mode,
+                                strength: p.strength, negativePrompt: p.negativePrompt, trueCFGScale: p.trueCFGScale)
         }
     }
 
@@ -148,8 +151,10 @@ struct Worker: Service {
     {
         let runtime = self.runtime, generator = runtime.generator
         return try await thread.run { () throws -> BatchResults in
+            let batch = try prepared.withInputs(store: runtime.store, variant: generator.variant,
+                                                limits: runtime.config.imageLimits)
             var lastStep = ContinuousClock.now
-            let output = try generator.generate(prepared.images) { step in
+            let output = try generator.generate(batch) { step in
                 if control.allCancelled { throw Stop.cancelled }
                 if runtime.graceExpired { throw Stop.shutdown }
                 let now = ContinuousClock.now
@@ -229,6 +234,7 @@ struct Worker: Service {
         for job in jobs where !control.isCancelled(job.id) {
             if let failed = try? await runtime.store.fail(job.id, code: "generation_failed", message: "\(error)",
                                                           at: Date(), from: [.running]) {
+                runtime.store.removeInputs(of: job.id)  // failed for good: its uploads go
                 runtime.metrics.jobsFinished(.failed).increment()
                 runtime.events.publish(job.id, .finished(failed))
             }
@@ -248,6 +254,7 @@ struct Worker: Service {
         for job in live {
             if job.kind == .sync, let failed = try? await store.fail(
                 job.id, code: "interrupted", message: "the server is shutting down", at: Date(), from: [.running]) {
+                store.removeInputs(of: job.id)
                 runtime.events.publish(job.id, .finished(failed))
             } else {
                 runtime.events.publish(job.id, .shutdown)
@@ -258,16 +265,37 @@ struct Worker: Service {
     }
 
     /// PNG text chunks: ours plus the "parameters" line image viewers and web UIs read.
+    /// Edits add the pipeline, strength, mask rule and the SHA-256 of the uploaded image and mask (the bytes as
+    /// received); true CFG adds the negative prompt and scale. The same values close the `parameters` line.
     static func metadata(_ p: JobParameters, seed: UInt64, model: String, version: String)
         -> [(key: String, value: String)]
     {
         let guidance = String(format: "%g", p.guidance)
+        var extra: [(key: String, value: String)] = []
+        if let edit = p.edit {
+            extra.append(("mode", edit.mode.rawValue))
+            if let strength = p.strength { extra.append(("strength", String(format: "%g", strength))) }
+            extra.append(("input_image_sha256", edit.imageSHA256))
+            if let mask = edit.maskSHA256 {
+                extra += [("input_mask_sha256", mask), ("mask_rule", EditInput.name(of: edit.maskRule))]
+            }
+        }
+        if let negative = p.negativePrompt {
+            extra += [("negative_prompt", negative), ("true_cfg_scale", String(format: "%g", p.trueCFGScale))]
+        }
+        // A1111's form: the negative prompt on its own line after the prompt; the rest (no commas or colons in
+        // them) appended as `key: value` pairs.
+        let negativeLine = p.negativePrompt.map { "\nNegative prompt: \($0)" } ?? ""
+        let line = extra.filter { $0.key != "negative_prompt" }.map { ", \($0.key): \($0.value)" }.joined()
         return [
             ("prompt", p.prompt), ("seed", "\(seed)"), ("steps", "\(p.steps)"), ("guidance", guidance),
             ("width", "\(p.width)"), ("height", "\(p.height)"), ("model", model),
-            ("cache_threshold", String(format: "%g", p.cacheThreshold)), ("Software", "fluxserve \(version)"),
-            ("parameters", "\(p.prompt)\nSteps: \(p.steps), Sampler: Euler (flow match), Guidance: \(guidance), "
-                + "Seed: \(seed), Size: \(p.width)x\(p.height), Model: \(model), Version: fluxserve \(version)"),
+            ("cache_threshold", String(format: "%g", p.cacheThreshold)),
+        ] + extra + [
+            ("Software", "fluxserve \(version)"),
+            ("parameters", "\(p.prompt)\(negativeLine)\nSteps: \(p.steps), Sampler: Euler (flow match), Guidance: \(guidance), "
+                + "Seed: \(seed), Size: \(p.width)x\(p.height), Model: \(model), Version: fluxserve \(version)"
+                + line),
         ]
     }
 }

@@ -34,8 +34,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Images per batch: queued jobs with the same size, steps and guidance run together.")
     var maxBatch: Int = 4
 
-    @Option(help: "Largest request body in bytes (413 beyond).")
+    @Option(help: "Largest request body in bytes (413 beyond), except bodies with uploaded images.")
     var maxBodyBytes: Int = 1 << 20
+
+    @Option(help: "Largest request body with uploaded images (multipart, or JSON with a base64 image), in bytes.")
+    var maxUploadBytes: Int = 25_000_000
 
     @Option(help: "Smallest image side in pixels.")
     var minSize: Int = 64
@@ -78,8 +81,8 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
-        guard maxQueue >= 1, maxBatch >= 1, maxBodyBytes >= 1024 else {
-            throw ValidationError("--max-queue and --max-batch must be ≥ 1, --max-body-bytes ≥ 1024")
+        guard maxQueue >= 1, maxBatch >= 1, maxBodyBytes >= 1024, maxUploadBytes >= 1024 else {
+            throw ValidationError("--max-queue and --max-batch must be ≥ 1, --max-body-bytes and --max-upload-bytes ≥ 1024")
         }
         guard minSize >= 16, minSize <= maxSize, maxSize <= 8192 else {
             throw ValidationError("--min-size/--max-size: need 16 ≤ min ≤ max ≤ 8192")
@@ -121,6 +124,8 @@ struct Serve: AsyncParsableCommand {
             config.maxQueue = maxQueue
             config.maxBatch = maxBatch
             config.maxBodyBytes = maxBodyBytes
+            config.maxUploadBytes = maxUploadBytes
+            config.imageLimits.maxBytes = maxUploadBytes
             config.limits.minSide = minSize
             config.limits.maxSide = maxSize
             config.limits.maxSteps = maxSteps

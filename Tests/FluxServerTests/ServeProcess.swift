@@ -159,7 +159,9 @@ struct HTTP: Sendable {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         } else if let body {
             request.httpBody = body
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            if request.value(forHTTPHeaderField: "Content-Type") == nil {  // a multipart body names its own
+                request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            }
         }
         let session = URLSession(configuration: .ephemeral)
         defer { session.finishTasksAndInvalidate() }

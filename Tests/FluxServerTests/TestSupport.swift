@@ -1,4 +1,5 @@
 import Dispatch
+import FluxModel
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -23,11 +24,14 @@ final class FakeGenerator: ImageGenerator, @unchecked Sendable {
     /// a test can queue, cancel or drain around a running job however slow the machine is.
     private let gate = DispatchSemaphore(value: 0)
     let holdFirstBatch: Bool
+    /// What the fake says it is, for the edit rules (`/v1/images/edits` on Fill or Kontext).
+    let variant: ModelVariant
 
-    init(stepDelay: Double = 0, failPrompt: String? = nil, holdFirstBatch: Bool = false) {
+    init(stepDelay: Double = 0, failPrompt: String? = nil, holdFirstBatch: Bool = false, variant: ModelVariant = .base) {
         self.stepDelay = stepDelay
         self.failPrompt = failPrompt
         self.holdFirstBatch = holdFirstBatch
+        self.variant = variant
     }
 
     func release() { gate.signal() }
