@@ -34,28 +34,21 @@ public struct EditInput: Sendable, Equatable {
 
     static func name(of rule: DecodedImage.MaskRule) -> String { rule == .whiteRepaints ? "white" : "transparent" }
 
-    /// The pipeline an edit runs on a model of `variant`, as `FluxPipeline.mode(for:)` chooses it (which the worker
-    /// still checks), refusing at submission what that model cannot do: 400 naming `mask`.
+    /// The pipeline an edit runs on a model of `variant` (`GenerationMode.of`, as the pipeline chooses it),
+    /// refusing at submission what that model cannot do: 400 naming `mask`.
     static func mode(variant: ModelVariant, hasMask: Bool) throws -> GenerationMode {
-        switch (variant, hasMask) {
-        case (.fill, true): return .fill
-        case (.fill, false):
-            throw APIError(.badRequest, "mask_required",
-                           "this is a FLUX.1 Fill model: it repaints where a mask says, so a mask is required",
-                           param: "mask")
-        case (.kontext, true):
-            throw APIError(.badRequest, "mask_not_supported",
-                           "this is a FLUX.1 Kontext model: it edits by instruction and takes no mask", param: "mask")
-        case (.kontext, false): return .kontext
-        case (.base, true): return .inpainting
-        case (.base, false): return .imageToImage
+        do {
+            return try GenerationMode.of(variant: variant, image: true, mask: hasMask)
+        } catch {
+            let code = error.kind == .maskNotSupported ? "mask_not_supported" : "mask_required"
+            throw APIError(.badRequest, code, error.reason, param: "mask")
         }
     }
 
     /// `strength` only where the mode uses it (img2img, inpainting, Fill): 422 otherwise, rather than ignore it.
     /// (Any strength in (0, 1] leaves at least one step, as diffusers counts them, so no step check is needed.)
     static func checkStrength(_ strength: Double?, mode: GenerationMode) throws {
-        guard strength != nil, mode != .imageToImage, mode != .inpainting, mode != .fill else { return }
+        guard strength != nil, !mode.usesStrength else { return }
         throw APIError.invalidValue("strength", "strength applies to img2img, inpainting and Fill; a "
                                     + "\(mode.rawValue) request takes none")
     }

@@ -54,6 +54,11 @@ public protocol ImageGenerator: AnyObject, Sendable {
     var defaults: ModelDefaults { get }
     /// What the model does with an input image (base: img2img and inpainting; Fill; Kontext), for `/v1/images/edits`.
     var variant: ModelVariant { get }
+    /// For PNG metadata: the transformer's fingerprint (`TransformerCheckpoint.fingerprint()`), the quantization, and
+    /// the T5 length prompts are encoded with.
+    var modelHash: String { get }
+    var quantization: LinearQuantization { get }
+    var maxSequenceLength: Int { get }
     /// Loads the weights and warms the kernels; `/readyz` answers 200 after it returns.
     func load() throws
     /// Runs `batch`; an error thrown by `onStep` stops the run after that step and is rethrown.
@@ -67,6 +72,9 @@ public protocol ImageGenerator: AnyObject, Sendable {
 
 extension ImageGenerator {
     public var variant: ModelVariant { .base }
+    public var modelHash: String { "none" }
+    public var quantization: LinearQuantization { .none }
+    public var maxSequenceLength: Int { 512 }
 
     /// A generator without tokenizers cuts nothing it can tell.
     public func truncations(of prompt: String) -> [PromptTruncation] { [] }

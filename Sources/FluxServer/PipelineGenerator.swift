@@ -8,8 +8,9 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     public let defaults: ModelDefaults
     public var variant: ModelVariant { components.variant }
     private let components: PipelineComponents
-    private let maxSequenceLength: Int
-    private let quantization: LinearQuantization
+    public let maxSequenceLength: Int
+    public let quantization: LinearQuantization
+    public let modelHash: String
     private let makeBackend: @Sendable () throws -> any Backend
     private let memoryProbe: @Sendable (any Backend) -> (used: Int, total: Int)?
     /// Set by `load`; touched only on the worker thread.
@@ -25,6 +26,7 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
         self.modelName = modelName
         self.components = components
         self.quantization = quantization
+        self.modelHash = try components.transformer.fingerprint()
         self.defaults = ModelDefaults(width: settings.width, height: settings.height, steps: settings.steps,
                                       guidance: settings.guidance)
         self.maxSequenceLength = settings.maxSequenceLength

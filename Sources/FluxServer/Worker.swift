@@ -185,7 +185,7 @@ struct Worker: Service {
     /// Writes each live job's images as PNGs with their metadata; the images by job id.
     private static func storeImages(_ output: BatchOutput, of prepared: PreparedBatch, control: BatchControl,
                                     runtime: ServerRuntime) throws -> [String: [JobImage]] {
-        let model = runtime.generator.modelName, version = runtime.config.version
+        let generator = runtime.generator, version = runtime.config.version
         var stored: [String: [JobImage]] = [:]
         for (job, range) in zip(prepared.jobs, prepared.imageRanges) where !control.isCancelled(job.id) {
             var images: [JobImage] = []
@@ -194,7 +194,8 @@ struct Worker: Service {
                 let file = JobRecord.fileID(job: job.id, index: k)
                 let png = try PNG.encode(rgb: output.images[index], width: prepared.images.width,
                                          height: prepared.images.height,
-                                         text: metadata(job.parameters, seed: seed, model: model, version: version))
+                                         text: metadata(job.parameters, seed: seed, generator: generator,
+                                                       version: version))
                 try runtime.store.writeFile(file, bytes: png)
                 images.append(JobImage(file: file, seed: seed))
             }
@@ -267,36 +268,21 @@ struct Worker: Service {
     /// PNG text chunks: ours plus the "parameters" line image viewers and web UIs read.
     /// Edits add the pipeline, strength, mask rule and the SHA-256 of the uploaded image and mask (the bytes as
     /// received); true CFG adds the negative prompt and scale. The same values close the `parameters` line.
-    static func metadata(_ p: JobParameters, seed: UInt64, model: String, version: String)
+    static func metadata(_ p: JobParameters, seed: UInt64, generator: any ImageGenerator, version: String)
         -> [(key: String, value: String)]
     {
-        let guidance = String(format: "%g", p.guidance)
-        var extra: [(key: String, value: String)] = []
-        if let edit = p.edit {
-            extra.append(("mode", edit.mode.rawValue))
-            if let strength = p.strength { extra.append(("strength", String(format: "%g", strength))) }
-            extra.append(("input_image_sha256", edit.imageSHA256))
-            if let mask = edit.maskSHA256 {
-                extra += [("input_mask_sha256", mask), ("mask_rule", EditInput.name(of: edit.maskRule))]
-            }
+        let request = GenerationRequest(
+            prompts: [p.prompt], width: p.width, height: p.height, steps: p.steps, guidanceScale: p.guidance,
+            seed: seed, cacheThreshold: p.cacheThreshold, maxSequenceLength: generator.maxSequenceLength,
+            negativePrompts: p.negativePrompt.map { [$0] } ?? [], trueCFGScale: p.trueCFGScale, strength: p.strength)
+        let edit = p.edit.map { edit in
+            ImageMetadata.EditRecord(mode: edit.mode, imageSHA256: edit.imageSHA256, maskSHA256: edit.maskSHA256,
+                                     maskRule: EditInput.name(of: edit.maskRule))
         }
-        if let negative = p.negativePrompt {
-            extra += [("negative_prompt", negative), ("true_cfg_scale", String(format: "%g", p.trueCFGScale))]
-        }
-        // A1111's form: the negative prompt on its own line after the prompt; the rest (no commas or colons in
-        // them) appended as `key: value` pairs.
-        let negativeLine = p.negativePrompt.map { "\nNegative prompt: \($0)" } ?? ""
-        let line = extra.filter { $0.key != "negative_prompt" }.map { ", \($0.key): \($0.value)" }.joined()
-        return [
-            ("prompt", p.prompt), ("seed", "\(seed)"), ("steps", "\(p.steps)"), ("guidance", guidance),
-            ("width", "\(p.width)"), ("height", "\(p.height)"), ("model", model),
-            ("cache_threshold", String(format: "%g", p.cacheThreshold)),
-        ] + extra + [
-            ("Software", "fluxserve \(version)"),
-            ("parameters", "\(p.prompt)\(negativeLine)\nSteps: \(p.steps), Sampler: Euler (flow match), Guidance: \(guidance), "
-                + "Seed: \(seed), Size: \(p.width)x\(p.height), Model: \(model), Version: fluxserve \(version)"
-                + line),
-        ]
+        return ImageMetadata(prompt: p.prompt, request: request, model: generator.modelName,
+                             modelHash: generator.modelHash, quantization: generator.quantization,
+                             truncations: generator.truncations(of: p.prompt), software: "fluxserve \(version)",
+                             edit: edit).textChunks(seed: seed)
     }
 }
 

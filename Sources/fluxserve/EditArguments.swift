@@ -60,7 +60,8 @@ struct EditOptions: ParsableArguments {
             throw ValidationError("--image \(image): \(error)")
         }
         return Loaded(prepared: prepared, record: ImageMetadata.EditRecord(
-            mode: mode, imageSHA256: imageHash, maskSHA256: maskFile?.hash, outpaint: outpaint))
+            mode: mode, imageSHA256: imageHash, maskSHA256: maskFile?.hash,
+            maskRule: maskFile == nil ? nil : "white", outpaint: outpaint))
     }
 
     /// An image file decoded, and the SHA-256 of its bytes (recorded in the output's metadata).

@@ -50,9 +50,9 @@ import Testing
             // The PNG records what made it, the uploads by digest.
             let text = Dictionary(try PNG.textChunks(pngs[0]).map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
             #expect(text["mode"] == "inpainting" && text["strength"] == "0.75" && text["mask_rule"] == "transparent")
-            #expect(text["input_image_sha256"] == EditUpload.sha256(Self.image))
-            #expect(text["input_mask_sha256"] == EditUpload.sha256(Self.leftMask))
-            #expect(text["parameters"]?.contains("input_image_sha256: \(EditUpload.sha256(Self.image))") == true)
+            #expect(text["image_sha256"] == EditUpload.sha256(Self.image))
+            #expect(text["mask_sha256"] == EditUpload.sha256(Self.leftMask))
+            #expect(text["parameters"]?.contains("Denoising strength: 0.75, Edit: inpainting") == true)
             let id = try #require(reply.headers[ImagesAPI.jobIDHeader])
             let job = try await client.execute(uri: "/v1/jobs/\(id)", method: .get).json
             let parameters = try #require(job["parameters"] as? [String: Any])

@@ -65,14 +65,16 @@ public enum GenerationMode: String, Sendable, CaseIterable {
 
     /// The pipeline for these inputs on a model of `variant`: an image makes it img2img (Kontext on a Kontext model),
     /// an image and a mask inpainting (Fill on a Fill model). Judged before any weight is loaded.
-    public static func of(variant: ModelVariant, image: Bool, mask: Bool) throws -> GenerationMode {
-        func refuse(_ reason: String) -> ModelError { .invalidConfig(source: "request", reason: reason) }
+    public static func of(variant: ModelVariant, image: Bool, mask: Bool) throws(EditModeError) -> GenerationMode {
         switch (variant, image, mask) {
-        case (_, false, true): throw refuse("a mask needs an image to apply to")
+        case (_, false, true): throw EditModeError(.maskWithoutImage, "a mask needs an image to apply to")
         case (.fill, true, true): return .fill
-        case (.fill, _, false): throw refuse("FLUX.1 Fill repaints where a mask says: give an image and a mask")
+        case (.fill, _, false):
+            throw EditModeError(.maskRequired, "this is a FLUX.1 Fill model: it repaints where a mask says, so it "
+                                + "needs an image and a mask")
         case (.kontext, true, true):
-            throw refuse("FLUX.1 Kontext edits by instruction and takes no mask; use a Fill or base model to inpaint")
+            throw EditModeError(.maskNotSupported, "this is a FLUX.1 Kontext model: it edits by instruction and "
+                                + "takes no mask; use a Fill or base model to inpaint")
         case (.kontext, true, false): return .kontext
         case (.base, true, true): return .inpainting
         case (.base, true, false): return .imageToImage
@@ -85,4 +87,15 @@ public enum GenerationMode: String, Sendable, CaseIterable {
 
     /// Whether `strength` trims the schedule.
     public var usesStrength: Bool { self == .imageToImage || self == .inpainting || self == .fill }
+}
+
+/// Inputs a model cannot use (`GenerationMode.of`): which rule, and why, in words a user can act on.
+public struct EditModeError: Error, Equatable, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case maskWithoutImage, maskRequired, maskNotSupported }
+    public let kind: Kind
+    public let reason: String
+
+    public init(_ kind: Kind, _ reason: String) { (self.kind, self.reason) = (kind, reason) }
+
+    public var description: String { reason }
 }

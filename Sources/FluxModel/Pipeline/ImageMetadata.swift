@@ -16,16 +16,19 @@ public struct ImageMetadata: Sendable {
     /// What an edit started from, when it was one.
     public var edit: EditRecord?
 
-    /// An edit's inputs: the pipeline, the strength it ran with, the SHA-256 of the input files as given, the border
-    /// added for outpainting.
+    /// An edit's inputs: the pipeline, the SHA-256 of the input files as given, how the mask was read ("white" =
+    /// repaint, or OpenAI's "transparent"), the border added for outpainting.
     public struct EditRecord: Sendable {
         public var mode: GenerationMode
         public var imageSHA256: String
         public var maskSHA256: String?
+        public var maskRule: String?
         public var outpaint: Outpaint?
 
-        public init(mode: GenerationMode, imageSHA256: String, maskSHA256: String? = nil, outpaint: Outpaint? = nil) {
-            (self.mode, self.imageSHA256, self.maskSHA256, self.outpaint) = (mode, imageSHA256, maskSHA256, outpaint)
+        public init(mode: GenerationMode, imageSHA256: String, maskSHA256: String? = nil, maskRule: String? = nil,
+                    outpaint: Outpaint? = nil) {
+            (self.mode, self.imageSHA256, self.maskSHA256) = (mode, imageSHA256, maskSHA256)
+            (self.maskRule, self.outpaint) = (maskRule, outpaint)
         }
     }
 
@@ -60,6 +63,7 @@ public struct ImageMetadata: Sendable {
             if let strength { chunks.append(("strength", Self.number(strength))) }
             chunks.append(("image_sha256", edit.imageSHA256))
             if let mask = edit.maskSHA256 { chunks.append(("mask_sha256", mask)) }
+            if edit.maskSHA256 != nil, let rule = edit.maskRule { chunks.append(("mask_rule", rule)) }
             if let o = edit.outpaint { chunks.append(("outpaint", "\(o.left),\(o.top),\(o.right),\(o.bottom)")) }
         }
         if !truncations.isEmpty {
