@@ -5,12 +5,14 @@
 #      (max |Δ| / max |ref|, the CPU tests' measure; goal ≤ 2e-2 in bf16);
 #   2. the command line's edit paths on CUDA (files in, PNG out): img2img, inpainting, outpainting on Fill, Kontext,
 #      true CFG, each also with fp8 where the model allows;
-#   (KONTEXT_ONLY=1 skips 1 and 2; diffusers' own bf16 error on the same cases is printed after 1, for scale)
+#   4. SERVE=1: `fluxserve serve --device cuda --model demo` answering /v1/images/edits (multipart, with and without
+#      an alpha mask) and an edit /v1/jobs with a base64 image.
+#   (NO_PARITY=1 skips 1 and 2; diffusers' own bf16 error on the same cases is printed after 1, for scale)
 #   3. KONTEXT=1: FLUX.1 Kontext at 1024² (4096 generated + 4096 reference tokens), random-dev weights, 28 steps,
 #      beside diffusers' FluxKontextPipeline eager on the same folder in the same call.
 set -uo pipefail
 . "$(dirname "$0")/results_folder.sh"
-results_folder edits KONTEXT KONTEXT_ONLY
+results_folder edits KONTEXT NO_PARITY SERVE
 bin=/tmp/fluxserve
 python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.gpu/fluxserve.xz'), open('$bin', 'wb'))" && chmod +x $bin
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl && export PYTHONPATH=/tmp/site
@@ -25,7 +27,7 @@ for lib in libpng16.so.16 libturbojpeg.so.0 libwebp.so.7; do
 done
 export LD_LIBRARY_PATH=/tmp/imagelibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 
-if [ -z "${KONTEXT_ONLY:-}" ]; then
+if [ -z "${NO_PARITY:-}" ]; then
 echo "== parity: eval pipeline --device cuda against diffusers (f32 reference)"
 cases=Tests/Fixtures/pipeline/cases
 for inputs in $cases/*.inputs.safetensors; do
@@ -108,3 +110,55 @@ Image.fromarray(x).save('/tmp/kontext-in.png')"
     --quantize fp8 -o /tmp/kontext-out-fp8.png --seed 1 2>&1 | grep -v "^denoise"
   python3 tools/reference/bench_kontext.py /tmp/kontext /tmp/kontext-in.png 2>&1 | grep -v Warning
 fi 2>&1 | tee "$out/kontext.log"
+
+if [ -n "${SERVE:-}" ]; then
+  echo "== serve --device cuda: /v1/images/edits and an edit job"
+  work=/tmp/serve-edits; mkdir -p $work
+  $bin generate "a red circle" --model demo --device cuda -o $work/source.png --seed 1 2>&1 | tail -1
+  $bin serve --model demo --device cuda --port 18080 --data-dir $work/data > $work/serve.log 2>&1 &
+  server=$!
+  for _ in $(seq 120); do curl -sf localhost:18080/readyz > /dev/null && break; sleep 1; done
+  curl -s localhost:18080/readyz; echo
+  python3 - "$work" <<'PY'
+import base64, json, struct, sys, time, urllib.request, uuid, zlib
+work = sys.argv[1]
+def png(w, h, rgba):
+    raw = b"".join(b"\x00" + b"".join(bytes(rgba(x, y)) for x in range(w)) for y in range(h))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+mask = png(128, 128, lambda x, y: (0, 0, 0, 0 if x >= 64 else 255))   # transparent right half = edit
+source = open(f"{work}/source.png", "rb").read()
+def multipart(fields, files):
+    b = uuid.uuid4().hex
+    body = b"".join(f"--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode() for k, v in fields.items())
+    body += b"".join(f"--{b}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"{k}.png\"\r\nContent-Type: image/png\r\n\r\n".encode() + d + b"\r\n" for k, d in files.items())
+    return body + f"--{b}--\r\n".encode(), f"multipart/form-data; boundary={b}"
+def post(path, body, kind):
+    req = urllib.request.Request("http://localhost:18080" + path, data=body, headers={"Content-Type": kind})
+    t0 = time.time()
+    with urllib.request.urlopen(req, timeout=300) as r:
+        return r.status, json.loads(r.read()), time.time() - t0
+def sizes(reply):
+    out = []
+    for item in reply["data"]:
+        d = base64.b64decode(item["b64_json"]); out.append(struct.unpack(">II", d[16:24]))
+    return out
+for label, files in [("img2img", {"image": source}), ("inpainting (alpha mask)", {"image": source, "mask": mask})]:
+    body, kind = multipart({"prompt": "a blue circle", "n": "2", "size": "128x128", "response_format": "b64_json",
+                            "seed": "3"}, files)
+    status, reply, seconds = post("/v1/images/edits", body, kind)
+    print(f"/v1/images/edits {label}: {status}, {len(reply['data'])} PNGs of {sizes(reply)} in {seconds:.2f} s")
+status, job, _ = post("/v1/jobs", json.dumps({"prompt": "a green square", "image": base64.b64encode(source).decode(),
+                                               "strength": 0.7, "steps": 8}).encode(), "application/json")
+for _ in range(120):
+    with urllib.request.urlopen(f"http://localhost:18080/v1/jobs/{job['id']}") as r:
+        job = json.loads(r.read())
+    if job["status"] in ("succeeded", "failed", "canceled", "cancelled"):
+        break
+    time.sleep(0.5)
+print(f"/v1/jobs edit (base64 JSON): {status} then {job['status']}, images {len((job.get('result') or {}).get('data', []))}")
+PY
+  kill $server; wait $server 2>/dev/null
+  grep -iE "error|warn" $work/serve.log | head -5
+fi 2>&1 | tee "$out/serve.log"
