@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "FluxTokenizers", dependencies: ["FluxCore"]),
         // The networks, written once against `Backend`.
         .target(name: "FluxModel", dependencies: ["FluxCore", "FluxTokenizers", "FluxImages"]),
-        // Your own C declarations of the image libraries' structs (png_image, WebPBitstreamFeatures), so Swift gets
+        // Our own C declarations of the image libraries' structs (png_image, WebPBitstreamFeatures), so Swift gets
         // their C layout from the compiler; no library header is needed to build.
         .target(name: "CImageCodecs"),
         // Untrusted PNG, JPEG and WebP files to pixels: libpng, TurboJPEG and libwebp loaded with dlopen at run time.
