@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// PNG encoding of 8-bit RGB images, with text chunks (`tEXt`/`iTXt`) that common tools show (exiftool, PIL's
+/// PNG encoding of 8-bit RGB and RGBA images, with text chunks (`tEXt`/`iTXt`) that common tools show (exiftool, PIL's
 /// `Image.info`, browsers' "image properties").
 ///
 /// The pixel stream is compressed by the system zlib (`libz.so.1`, loaded at run time like every other native library
@@ -14,12 +14,28 @@ public enum PNG {
     public static func encode(rgb: [UInt8], width: Int, height: Int, text: [(key: String, value: String)] = [])
         throws -> [UInt8]
     {
-        guard width > 0, height > 0, width <= 1 << 20, height <= 1 << 20, rgb.count == width * height * 3 else {
-            throw TensorError.backend("png: \(rgb.count) bytes for a \(width)×\(height) RGB image")
+        try encode(pixels: rgb, channels: 3, width: width, height: height, text: text)
+    }
+
+    /// Encodes `rgba` (height × width × 4 bytes, straight alpha, rows top to bottom), as `encode(rgb:)` does.
+    public static func encode(rgba: [UInt8], width: Int, height: Int, text: [(key: String, value: String)] = [])
+        throws -> [UInt8]
+    {
+        try encode(pixels: rgba, channels: 4, width: width, height: height, text: text)
+    }
+
+    /// 8-bit truecolour (3 channels, colour type 2) or truecolour with alpha (4 channels, colour type 6).
+    private static func encode(pixels: [UInt8], channels: Int, width: Int, height: Int,
+                               text: [(key: String, value: String)]) throws -> [UInt8] {
+        let name = channels == 4 ? "RGBA" : "RGB"
+        guard width > 0, height > 0, width <= 1 << 20, height <= 1 << 20, pixels.count == width * height * channels
+        else {
+            throw TensorError.backend("png: \(pixels.count) bytes for a \(width)×\(height) \(name) image")
         }
         var out: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         var header = bigEndian(UInt32(width)) + bigEndian(UInt32(height))
-        header += [8, 2, 0, 0, 0]  // 8 bits, truecolour RGB, deflate, adaptive filtering, no interlace
+        // 8 bits, truecolour (with alpha), deflate, adaptive filtering, no interlace
+        header += [8, channels == 4 ? 6 : 2, 0, 0, 0]
         appendChunk("IHDR", header, to: &out)
         for (key, value) in text {
             let keyword = Array(key.utf8.prefix(79))
@@ -30,11 +46,12 @@ public enum PNG {
             }
         }
         // Each row: filter type 0 (none), then the pixels.
+        let stride = width * channels
         var raw = [UInt8]()
-        raw.reserveCapacity(height * (width * 3 + 1))
+        raw.reserveCapacity(height * (stride + 1))
         for y in 0..<height {
             raw.append(0)
-            raw += rgb[(y * width * 3)..<((y + 1) * width * 3)]
+            raw += pixels[(y * stride)..<((y + 1) * stride)]
         }
         appendChunk("IDAT", zlibCompress(raw), to: &out)
         appendChunk("IEND", [], to: &out)

@@ -18,37 +18,15 @@ enum EditTestFiles {
         }
     }
 
-    /// An RGBA PNG (8-bit, colour type 6) with stored deflate blocks: FluxCore only writes RGB, and OpenAI's masks
-    /// need alpha. `alpha(x, y)` per pixel; the colour is black.
+    /// An RGBA PNG (OpenAI's masks need alpha): `alpha(x, y)` per pixel; the colour is black.
     static func rgbaPNG(width: Int, height: Int, alpha: (Int, Int) -> UInt8) -> [UInt8] {
-        var raw: [UInt8] = []
+        var pixels: [UInt8] = []
         for y in 0..<height {
-            raw.append(0)  // filter: none
-            for x in 0..<width { raw += [0, 0, 0, alpha(x, y)] }
+            for x in 0..<width { pixels += [0, 0, 0, alpha(x, y)] }
         }
-        var zlib: [UInt8] = [0x78, 0x01]
-        var offset = 0
-        repeat {  // stored blocks of at most 65535 bytes
-            let count = min(65535, raw.count - offset), last: UInt8 = offset + count == raw.count ? 1 : 0
-            zlib += [last, UInt8(count & 0xFF), UInt8(count >> 8), UInt8(~count & 0xFF), UInt8((~count >> 8) & 0xFF)]
-            zlib += raw[offset..<(offset + count)]
-            offset += count
-        } while offset < raw.count
-        var a: UInt32 = 1, b: UInt32 = 0
-        for byte in raw { a = (a + UInt32(byte)) % 65521; b = (b + a) % 65521 }
-        zlib += bigEndian(b << 16 | a)
-        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        func chunk(_ type: String, _ data: [UInt8]) {
-            let body = Array(type.utf8) + data
-            png += bigEndian(UInt32(data.count)) + body + bigEndian(PNG.crc32(body))
-        }
-        chunk("IHDR", bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [8, 6, 0, 0, 0])
-        chunk("IDAT", zlib)
-        chunk("IEND", [])
-        return png
+        return (try? PNG.encode(rgba: pixels, width: width, height: height)) ?? []
     }
 
-    static func bigEndian(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * $0)) } }
 
     /// A multipart/form-data body: text fields, then files (name, bytes), with its Content-Type.
     static func multipart(fields: [(String, String)], files: [(String, [UInt8])]) -> (body: [UInt8], contentType: String) {
