@@ -48,18 +48,27 @@ public final class FluxPipeline: @unchecked Sendable {
     public let scheduler: SchedulerConfig
     /// What the model does with an input image (`mode(for:)`).
     public let variant: ModelVariant
+    /// The LoRAs merged into the weights.
+    public let loras: LoRAStack
 
-    /// Loads every component onto `backend`; `quantization` applies to the transformer's blocks.
-    public init(_ components: PipelineComponents, backend: any Backend, quantization: LinearQuantization = .none)
-        throws
+    /// Loads every component onto `backend`; `quantization` applies to the transformer's blocks; `loras` are merged
+    /// into the weights they adapt as those load (every key matched first, or nothing loads).
+    public init(_ components: PipelineComponents, backend: any Backend, quantization: LinearQuantization = .none,
+                loras: LoRAStack = LoRAStack()) throws
     {
         self.components = components
         self.backend = backend
+        self.loras = loras
         clipTokenizer = try CLIPTokenizer(directory: components.tokenizer)
         t5Tokenizer = try T5Tokenizer(directory: components.tokenizer2)
-        clip = try CLIPCheckpoint.open(components.textEncoder).load(on: backend)
-        t5 = try T5Checkpoint.open(components.textEncoder2).load(on: backend)
-        transformer = try components.transformer.load(on: backend, quantization: quantization)
+        let clipCheckpoint = try CLIPCheckpoint.open(components.textEncoder)
+        let t5Checkpoint = try T5Checkpoint.open(components.textEncoder2)
+        let lowRank = try loras.isEmpty ? [:] : loras.deltas(for: LoRATargets(
+            transformer: components.transformer.config, clip: clipCheckpoint.config, t5: t5Checkpoint.config))
+        clip = try clipCheckpoint.load(on: backend, lowRank: lowRank[.clip] ?? [:])
+        t5 = try t5Checkpoint.load(on: backend, lowRank: lowRank[.t5] ?? [:])
+        transformer = try components.transformer.load(on: backend, quantization: quantization,
+                                                      lowRank: lowRank[.transformer] ?? [:])
         vae = try components.vae.load(on: backend, parts: .all)
         scheduler = components.scheduler
         variant = components.variant

@@ -37,6 +37,13 @@ public struct PipelineComponents: Sendable {
     /// The parts of the model at `path`: a diffusers pipeline folder, or a single-file transformer with its text side
     /// and VAE in `overrides`. Names (`demo`, hub ids) are turned into paths by the caller (the command line's
     /// model locator). Overrides that do not apply to what `path` is are refused, never ignored.
+    /// What a LoRA may adapt in these components: the transformer and both text encoders (configs only; no
+    /// weights are read), so that `LoRAStack.deltas` can refuse a LoRA before anything loads.
+    public func loraTargets() throws -> LoRATargets {
+        try LoRATargets(transformer: transformer.config, clip: CLIPCheckpoint.open(textEncoder).config,
+                        t5: T5Checkpoint.open(textEncoder2).config)
+    }
+
     public static func resolve(_ path: String, overrides: Overrides = Overrides()) throws -> PipelineComponents {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {

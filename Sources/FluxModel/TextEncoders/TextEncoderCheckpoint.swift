@@ -52,8 +52,8 @@ public struct CLIPCheckpoint: Sendable {
     }
 
     /// Builds the encoder on `backend`, uploading every weight.
-    public func load(on backend: any Backend) throws -> CLIPTextModel {
-        try CLIPTextModel(config: config, weights: ModuleWeights(backend: backend, source: weights))
+    public func load(on backend: any Backend, lowRank: LowRankDeltas = [:]) throws -> CLIPTextModel {
+        try CLIPTextModel(config: config, weights: ModuleWeights(backend: backend, source: weights, lowRank: lowRank))
     }
 
     /// How the stored tensors match what the architecture asks for.
@@ -101,8 +101,8 @@ public struct T5Checkpoint: Sendable {
     }
 
     /// Builds the encoder on `backend`, uploading every weight.
-    public func load(on backend: any Backend) throws -> T5Encoder {
-        try T5Encoder(config: config, weights: ModuleWeights(backend: backend, source: weights))
+    public func load(on backend: any Backend, lowRank: LowRankDeltas = [:]) throws -> T5Encoder {
+        try T5Encoder(config: config, weights: ModuleWeights(backend: backend, source: weights, lowRank: lowRank))
     }
 
     /// How the stored tensors match what the architecture asks for.

@@ -21,7 +21,7 @@ struct SingleStreamBlock: Sendable {
         heads = config.numAttentionHeads
         // linear1's row blocks, copied once at load, then quantized (when the weights are) each on its own.
         let linear1 = w.scope("linear1"), b = w.backend
-        let weight1 = try linear1.tensor("weight", shape: [3 * dim + mlp, dim])
+        let weight1 = try w.linearWeight("linear1", in: dim, out: 3 * dim + mlp)
         let bias1 = try linear1.tensor("bias", shape: [3 * dim + mlp])
         func rows(_ start: Int, _ count: Int) throws -> Linear {
             try w.quantized(Linear(weight: try b.slice(weight1, axis: 0, start: start, count: count),

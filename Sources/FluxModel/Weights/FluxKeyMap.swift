@@ -68,6 +68,13 @@ public enum FluxKeyMap {
         return .rename(name)
     }
 
+    /// Rows of each stored part of a joined weight (`diffusersRecipe`'s `.concat`): q, k and v have `hidden` rows
+    /// each; the last part takes the rest (v, or a single block's MLP input `proj_mlp` after q, k, v).
+    public static func partRows(count: Int, total: Int, hidden: Int) -> [Int] {
+        guard count > 0 else { return [] }
+        return Array(repeating: hidden, count: count - 1) + [total - hidden * (count - 1)]
+    }
+
     /// One stored module or several joined along axis 0; BFL's norm `scale` is diffusers' RMSNorm `weight`.
     private static func recipe(_ modules: [String], leaf: String) -> WeightRecipe {
         let storedLeaf = leaf == "scale" ? "weight" : leaf

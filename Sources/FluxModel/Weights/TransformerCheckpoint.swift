@@ -124,9 +124,11 @@ public struct TransformerCheckpoint: Sendable {
         config == .dev ? "FLUX.1-dev" : config == .schnell ? "FLUX.1-schnell" : "custom"
     }
 
-    /// Builds the transformer on `backend`, uploading every weight (the blocks' linear layers quantized as told).
-    public func load(on backend: any Backend, quantization: LinearQuantization = .none) throws -> FluxTransformer {
-        try FluxTransformer(config: config, weights: ModuleWeights(backend: backend, source: weights),
+    /// Builds the transformer on `backend`, uploading every weight (LoRA updates merged, then the blocks' linear
+    /// layers quantized as told).
+    public func load(on backend: any Backend, quantization: LinearQuantization = .none,
+                     lowRank: LowRankDeltas = [:]) throws -> FluxTransformer {
+        try FluxTransformer(config: config, weights: ModuleWeights(backend: backend, source: weights, lowRank: lowRank),
                             quantization: quantization)
     }
 

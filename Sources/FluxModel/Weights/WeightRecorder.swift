@@ -19,6 +19,7 @@ public final class WeightRecorder: @unchecked Sendable {
     private let lock = NSLock()
     private var recorded: [ExpectedWeight] = []
     private var seen: Set<String> = []
+    private var linear: Set<String> = []
 
     public init() {}
 
@@ -27,6 +28,19 @@ public final class WeightRecorder: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return recorded
+    }
+
+    /// The weights asked for as a linear layer's (out, in) matrix: what a LoRA may adapt.
+    public var linearWeights: [ExpectedWeight] {
+        lock.lock()
+        defer { lock.unlock() }
+        return recorded.filter { linear.contains($0.name) }
+    }
+
+    func recordLinear(_ name: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        linear.insert(name)
     }
 
     func record(_ name: String, shape: [Int]) {
@@ -40,6 +54,13 @@ public final class WeightRecorder: @unchecked Sendable {
         let recorder = WeightRecorder()
         try build(ModuleWeights(recording: recorder))
         return recorder.weights
+    }
+
+    /// The linear layers' weights `build` asks for (`ModuleWeights.linearWeight`), in the order asked.
+    public static func linearWeights(_ build: (ModuleWeights) throws -> Void) rethrows -> [ExpectedWeight] {
+        let recorder = WeightRecorder()
+        try build(ModuleWeights(recording: recorder))
+        return recorder.linearWeights
     }
 }
 

@@ -160,9 +160,12 @@ public struct ModuleWeights: Sendable {
     public private(set) var prefix: String
     /// How `linear` keeps the weights it loads (the transformer sets this for its blocks only).
     public var quantization: LinearQuantization = .none
+    /// LoRA updates merged into linear weights as they load (`LoRAStack.deltas`), by full reference name.
+    public var lowRank: LowRankDeltas = [:]
 
-    public init(backend: any Backend, source: WeightSource, prefix: String = "") {
+    public init(backend: any Backend, source: WeightSource, prefix: String = "", lowRank: LowRankDeltas = [:]) {
         (self.backend, self.source, self.random, self.recorder, self.prefix) = (backend, source, nil, nil, prefix)
+        self.lowRank = lowRank
     }
 
     /// Weights drawn from `random` instead of a checkpoint.
@@ -211,9 +214,18 @@ public struct ModuleWeights: Sendable {
 
     /// A linear layer, quantized as `quantization` says.
     public func linear(_ name: String, in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws -> Linear {
-        let w = scope(name)
-        return try quantized(Linear(weight: try w.tensor("weight", shape: [outFeatures, inFeatures]),
-                                    bias: bias ? try w.tensor("bias", shape: [outFeatures]) : nil))
+        try quantized(Linear(weight: try linearWeight(name, in: inFeatures, out: outFeatures),
+                             bias: bias ? try scope(name).tensor("bias", shape: [outFeatures]) : nil))
+    }
+
+    /// The (out, in) weight of linear layer `name`, with its LoRA update merged when `lowRank` has one: the one
+    /// place a LoRA reaches the model, before any quantization (so fp8 weights carry it too).
+    public func linearWeight(_ name: String, in inFeatures: Int, out outFeatures: Int) throws -> Tensor {
+        let full = prefix + name + ".weight"
+        let w = try scope(name).tensor("weight", shape: [outFeatures, inFeatures])
+        recorder?.recordLinear(full)
+        guard let delta = lowRank[full] else { return w }
+        return try delta.merged(into: w, on: backend)
     }
 
     /// `layer` quantized as `quantization` says.
