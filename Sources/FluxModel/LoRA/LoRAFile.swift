@@ -45,6 +45,14 @@ public struct LoRAFile: Sendable {
     /// Every format the modules are written in, joined with `+` (one, for files as trainers write them).
     public var format: String { Set(modules.map(\.format)).sorted().joined(separator: "+") }
 
+    /// The components the file adapts.
+    public var components: [LoRAComponent] { Set(modules.map(\.component)).sorted() }
+
+    /// The same file with only the modules of `components` (`eval transformer` runs the transformer alone).
+    public func restricted(to components: Set<LoRAComponent>) -> LoRAFile {
+        LoRAFile(path: path, name: name, sha256: sha256, modules: modules.filter { components.contains($0.component) })
+    }
+
     public static func open(_ path: String) throws -> LoRAFile {
         let file = try SafetensorsFile(path: path)
         let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
