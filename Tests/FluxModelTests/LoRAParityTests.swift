@@ -59,6 +59,35 @@ import Testing
         #expect(error <= 1e-3)
     }
 
+    /// One pipeline built for LoRAs run beside the weights, switched through every case and back to none without a
+    /// reload: each case matches diffusers as the merged path does, and after the last switch the image is bit for
+    /// bit that of a pipeline that never had a LoRA (nothing drifts).
+    @Test func switchingAtRuntimeMatchesEveryCase() throws {
+        let backend = CPUBackend()
+        let components = try PipelineComponents.resolve(Self.pipelinePath)
+        let pipeline = try FluxPipeline(components, backend: backend, lora: .runtime)
+        var request: GenerationRequest?
+        var latents: HostTensor?
+        for name in Self.cases {
+            let inputs = try SafetensorsFile(path: fixturePath("lora", "cases", "\(name).inputs.safetensors"))
+            let expected = try SafetensorsFile(path: fixturePath("lora", "cases", "\(name).image.safetensors"))
+            try pipeline.setLoRAs(try Self.stack(expected.metadata))
+            let evalCase = try PipelineEvalCase(metadata: expected.metadata,
+                                                tensor: { inputs.info($0) == nil ? nil : try inputs.tensor($0) },
+                                                defaults: try PipelineDefaults.of(components), source: name)
+            (request, latents) = (evalCase.request, evalCase.latents)
+            let result = try pipeline.generate(evalCase.request, latents: try backend.upload(evalCase.latents))
+            let error = maxRelativeError(result.images.floats(), try expected.tensor("image").floats())
+            print("LoRA runtime switch to \(name): max relative error \(error)")
+            #expect(error <= 1e-3, "\(name)")
+        }
+        try pipeline.setLoRAs(LoRAStack())
+        let back = try pipeline.generate(request!, latents: try backend.upload(latents!))
+        let fresh = try FluxPipeline(components, backend: backend)
+            .generate(request!, latents: try backend.upload(latents!))
+        #expect(back.images.floats() == fresh.images.floats())
+    }
+
     /// With fp8 weights the LoRA is merged before quantizing, so it moves the output as much as in f32 (the peers'
     /// "LoRA does nothing on fp8" bug would leave the fp8 output where fp8 without LoRA is).
     @Test func fp8CarriesTheLoRA() throws {
@@ -69,19 +98,29 @@ import Testing
         let baseFP8 = try Self.runTransformer(components.transformer, lowRank: [:], quantization: .fp8)
         let lora = try Self.runTransformer(components.transformer, lowRank: deltas)
         let loraFP8 = try Self.runTransformer(components.transformer, lowRank: deltas, quantization: .fp8)
+        let runtimeFP8 = try Self.runTransformer(components.transformer, runtime: deltas, quantization: .fp8)
         let change = maxRelativeError(lora, base), changeFP8 = maxRelativeError(loraFP8, baseFP8)
-        let error = maxRelativeError(loraFP8, try expected.tensor("sample").floats())
-        print("LoRA fp8: change \(change) (f32) vs \(changeFP8) (fp8); fp8 with LoRA vs diffusers f32 \(error)")
+        let changeRuntime = maxRelativeError(runtimeFP8, baseFP8)
+        let reference = try expected.tensor("sample").floats()
+        let error = maxRelativeError(loraFP8, reference), runtimeError = maxRelativeError(runtimeFP8, reference)
+        print("LoRA fp8: change \(change) (f32) vs \(changeFP8) (fp8 merged), \(changeRuntime) (fp8 + LoRA beside); "
+              + "vs diffusers f32 \(error) (merged), \(runtimeError) (beside)")
         #expect(change > 0.1)
         #expect(abs(changeFP8 - change) < 0.25 * change)
-        #expect(error < 0.1)
+        #expect(abs(changeRuntime - change) < 0.25 * change)
+        #expect(error < 0.1 && runtimeError < 0.1)
     }
 
     /// The transformer of `checkpoint` with `lowRank` merged, on the LoRA fixtures' inputs (f32 CPU).
-    static func runTransformer(_ checkpoint: TransformerCheckpoint, lowRank: LowRankDeltas,
-                               quantization: LinearQuantization = .none) throws -> [Float] {
+    /// `runtime`: run those beside the weights instead (`LowRankSlots`).
+    static func runTransformer(_ checkpoint: TransformerCheckpoint, lowRank: LowRankDeltas = [:],
+                               runtime: LowRankDeltas? = nil, quantization: LinearQuantization = .none) throws
+        -> [Float]
+    {
         let backend = CPUBackend()
-        let model = try checkpoint.load(on: backend, quantization: quantization, lowRank: lowRank)
+        let slots = runtime.map { _ in LowRankSlots() }
+        let model = try checkpoint.load(on: backend, quantization: quantization, lowRank: lowRank, slots: slots)
+        if let runtime { try slots?.apply(runtime, on: backend) }
         let inputs = try SafetensorsFile(path: fixturePath("lora", "transformer_inputs.safetensors"))
         func ids(_ key: String) throws -> [[Double]] {
             let t = try inputs.tensor(key), values = t.floats(), axes = t.shape[1]

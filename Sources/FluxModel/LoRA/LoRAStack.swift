@@ -65,7 +65,8 @@ public struct LoRAStack: Sendable {
         for (component, weight) in order {
             let list = parts[component]![weight]!
             let (outFeatures, inFeatures) = (list[0].target.outFeatures, list[0].target.inFeatures)
-            let rank = list.reduce(0) { $0 + $1.module.rank }
+            // Zero columns pad the rank to a multiple of 16 (aligned rows for GPU products; the sum is unchanged).
+            let rank = (list.reduce(0) { $0 + $1.module.rank } + 15) / 16 * 16
             var down = [Float](repeating: 0, count: rank * inFeatures)
             var up = [Float](repeating: 0, count: outFeatures * rank)
             var column = 0

@@ -48,13 +48,39 @@ public final class FluxPipeline: @unchecked Sendable {
     public let scheduler: SchedulerConfig
     /// What the model does with an input image (`mode(for:)`).
     public let variant: ModelVariant
-    /// The LoRAs merged into the weights.
-    public let loras: LoRAStack
+    /// The LoRAs in effect: merged into the weights, or run beside them (`setLoRAs`).
+    public private(set) var loras: LoRAStack
+    /// What LoRAs may adapt in this pipeline.
+    public let loraTargets: LoRATargets
+    /// Per component, the layers' LoRA slots when LoRAs run beside the weights; empty when they are merged.
+    private let slots: [LoRAComponent: LowRankSlots]
 
-    /// Loads every component onto `backend`; `quantization` applies to the transformer's blocks; `loras` are merged
-    /// into the weights they adapt as those load (every key matched first, or nothing loads).
+    /// How LoRAs reach the weights.
+    public enum LoRAApplication: Sendable {
+        /// Added into the weights once, as they load: no cost per step; a change needs a reload.
+        case merge
+        /// Run beside the weights (`y = W·x + up·(down·x)`): two thin products per adapted layer and step; a change
+        /// uploads the adapters only.
+        case runtime
+    }
+
+    /// Replaces the LoRAs run beside the weights (a pipeline built with `lora: .runtime`), between generations on
+    /// the thread that runs them. Every key is matched first: a refused stack leaves the current one in place.
+    public func setLoRAs(_ stack: LoRAStack) throws {
+        guard !slots.isEmpty else {
+            throw ModelError.inapplicableOption(option: "LoRA change", reason:
+                "this pipeline merged its LoRAs into the weights; build it with lora: .runtime")
+        }
+        let deltas = try stack.deltas(for: loraTargets)
+        for (component, componentSlots) in slots { try componentSlots.apply(deltas[component] ?? [:], on: backend) }
+        loras = stack
+    }
+
+    /// Loads every component onto `backend`; `quantization` applies to the transformer's blocks. `loras` are merged
+    /// into the weights they adapt as those load (every key matched first, or nothing loads); with `lora: .runtime`
+    /// they run beside the weights instead, and `setLoRAs` changes them between generations.
     public init(_ components: PipelineComponents, backend: any Backend, quantization: LinearQuantization = .none,
-                loras: LoRAStack = LoRAStack()) throws
+                loras: LoRAStack = LoRAStack(), lora application: LoRAApplication = .merge) throws
     {
         self.components = components
         self.backend = backend
@@ -63,12 +89,19 @@ public final class FluxPipeline: @unchecked Sendable {
         t5Tokenizer = try T5Tokenizer(directory: components.tokenizer2)
         let clipCheckpoint = try CLIPCheckpoint.open(components.textEncoder)
         let t5Checkpoint = try T5Checkpoint.open(components.textEncoder2)
-        let lowRank = try loras.isEmpty ? [:] : loras.deltas(for: LoRATargets(
-            transformer: components.transformer.config, clip: clipCheckpoint.config, t5: t5Checkpoint.config))
-        clip = try clipCheckpoint.load(on: backend, lowRank: lowRank[.clip] ?? [:])
-        t5 = try t5Checkpoint.load(on: backend, lowRank: lowRank[.t5] ?? [:])
+        loraTargets = try LoRATargets(transformer: components.transformer.config, clip: clipCheckpoint.config,
+                                      t5: t5Checkpoint.config)
+        let deltas = try loras.deltas(for: loraTargets)
+        let merged = application == .merge ? deltas : [:]
+        slots = application == .runtime ? Dictionary(uniqueKeysWithValues: LoRAComponent.allCases.map {
+            ($0, LowRankSlots())
+        }) : [:]
+        clip = try clipCheckpoint.load(on: backend, lowRank: merged[.clip] ?? [:], slots: slots[.clip])
+        t5 = try t5Checkpoint.load(on: backend, lowRank: merged[.t5] ?? [:], slots: slots[.t5])
         transformer = try components.transformer.load(on: backend, quantization: quantization,
-                                                      lowRank: lowRank[.transformer] ?? [:])
+                                                      lowRank: merged[.transformer] ?? [:],
+                                                      slots: slots[.transformer])
+        for (component, componentSlots) in slots { try componentSlots.apply(deltas[component] ?? [:], on: backend) }
         vae = try components.vae.load(on: backend, parts: .all)
         scheduler = components.scheduler
         variant = components.variant

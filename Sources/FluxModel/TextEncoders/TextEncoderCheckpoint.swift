@@ -52,8 +52,12 @@ public struct CLIPCheckpoint: Sendable {
     }
 
     /// Builds the encoder on `backend`, uploading every weight.
-    public func load(on backend: any Backend, lowRank: LowRankDeltas = [:]) throws -> CLIPTextModel {
-        try CLIPTextModel(config: config, weights: ModuleWeights(backend: backend, source: weights, lowRank: lowRank))
+    public func load(on backend: any Backend, lowRank: LowRankDeltas = [:], slots: LowRankSlots? = nil) throws
+        -> CLIPTextModel
+    {
+        var w = ModuleWeights(backend: backend, source: weights, lowRank: lowRank)
+        w.lowRankSlots = slots
+        return try CLIPTextModel(config: config, weights: w)
     }
 
     /// How the stored tensors match what the architecture asks for.
@@ -101,8 +105,12 @@ public struct T5Checkpoint: Sendable {
     }
 
     /// Builds the encoder on `backend`, uploading every weight.
-    public func load(on backend: any Backend, lowRank: LowRankDeltas = [:]) throws -> T5Encoder {
-        try T5Encoder(config: config, weights: ModuleWeights(backend: backend, source: weights, lowRank: lowRank))
+    public func load(on backend: any Backend, lowRank: LowRankDeltas = [:], slots: LowRankSlots? = nil) throws
+        -> T5Encoder
+    {
+        var w = ModuleWeights(backend: backend, source: weights, lowRank: lowRank)
+        w.lowRankSlots = slots
+        return try T5Encoder(config: config, weights: w)
     }
 
     /// How the stored tensors match what the architecture asks for.

@@ -13,10 +13,16 @@ public struct Linear: Sendable {
 
     public let weight: Weight
     public let bias: Tensor?
+    /// A LoRA run beside the weight (`LowRankSlot`), when the model was built for LoRAs that change per request.
+    public let lowRank: LowRankSlot?
 
-    public init(weight: Tensor, bias: Tensor?) { (self.weight, self.bias) = (.dense(weight), bias) }
+    public init(weight: Tensor, bias: Tensor?, lowRank: LowRankSlot? = nil) {
+        (self.weight, self.bias, self.lowRank) = (.dense(weight), bias, lowRank)
+    }
 
-    public init(weight: Weight, bias: Tensor?) { (self.weight, self.bias) = (weight, bias) }
+    public init(weight: Weight, bias: Tensor?, lowRank: LowRankSlot? = nil) {
+        (self.weight, self.bias, self.lowRank) = (weight, bias, lowRank)
+    }
 
     public func callAsFunction(_ x: Tensor, on backend: any Backend, activation: Activation = .identity) throws
         -> Tensor
@@ -28,6 +34,17 @@ public struct Linear: Sendable {
     public func callAsFunction(concatenating parts: [Tensor], on backend: any Backend,
                                activation: Activation = .identity) throws -> Tensor
     {
+        guard let pair = lowRank?.pair else { return try base(parts, on: backend, activation: activation) }
+        // W·x + b + up·(down·x), then the activation the base product would have fused.
+        let down = parts.count == 1 ? try backend.linear(parts[0], weight: pair.down, bias: nil)
+            : try backend.linear(concatenating: parts, weight: pair.down, bias: nil)
+        let y = try backend.add(try base(parts, on: backend, activation: .identity),
+                                try backend.linear(down, weight: pair.up, bias: nil))
+        return activation == .identity ? y : try backend.activation(y, activation)
+    }
+
+    /// The layer's own product over the concatenation of `parts`.
+    private func base(_ parts: [Tensor], on backend: any Backend, activation: Activation) throws -> Tensor {
         switch weight {
         case let .dense(w) where parts.count == 1:
             try backend.linear(parts[0], weight: w, bias: bias, activation: activation)
@@ -52,8 +69,10 @@ public struct Linear: Sendable {
         switch (input, weight) {
         case let (.dense(x), _):
             return try self(x, on: backend, activation: activation)
-        case let (.quantized(x), .fp8(w)):
+        case let (.quantized(x), .fp8(w)) where lowRank?.pair == nil:
             return try backend.linear(x, weight: w, bias: bias, activation: activation)
+        case (.quantized, .fp8):
+            throw TensorError.unsupportedDType(op: "linear (quantized rows beside a LoRA)", dtype: .f8e4m3)
         case (.quantized, .dense):
             throw TensorError.unsupportedDType(op: "linear (dense weight)", dtype: .f8e4m3)
         }
@@ -64,7 +83,8 @@ public struct Linear: Sendable {
     static func modulatedLayerNorm(_ x: Tensor, _ mod: ModulationOut, eps: Float, for layers: [Linear],
                                    on b: any Backend) throws -> Input
     {
-        let fp8 = layers.allSatisfy { if case .fp8 = $0.weight { true } else { false } }
+        // A LoRA beside a layer reads the rows unquantized (the fp8 product then quantizes its own copy).
+        let fp8 = layers.allSatisfy { if case .fp8 = $0.weight, $0.lowRank?.pair == nil { true } else { false } }
         return fp8 ? .quantized(try b.modulatedLayerNormFP8(x, shift: mod.shift, scale: mod.scale, eps: eps))
             : .dense(try b.modulatedLayerNorm(x, shift: mod.shift, scale: mod.scale, eps: eps))
     }
@@ -74,7 +94,7 @@ public struct Linear: Sendable {
     public func quantized(_ quantization: LinearQuantization, on backend: any Backend) throws -> Linear {
         guard quantization == .fp8, case let .dense(w) = weight, w.rank == 2, w.shape[0] % 16 == 0,
               w.shape[1] % 16 == 0 else { return self }
-        return Linear(weight: .fp8(try backend.quantizeFP8(w)), bias: bias)
+        return Linear(weight: .fp8(try backend.quantizeFP8(w)), bias: bias, lowRank: lowRank)
     }
 }
 

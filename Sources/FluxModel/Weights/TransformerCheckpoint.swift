@@ -126,10 +126,12 @@ public struct TransformerCheckpoint: Sendable {
 
     /// Builds the transformer on `backend`, uploading every weight (LoRA updates merged, then the blocks' linear
     /// layers quantized as told).
+    /// `slots`: give every linear layer a slot there for LoRAs run beside the weights.
     public func load(on backend: any Backend, quantization: LinearQuantization = .none,
-                     lowRank: LowRankDeltas = [:]) throws -> FluxTransformer {
-        try FluxTransformer(config: config, weights: ModuleWeights(backend: backend, source: weights, lowRank: lowRank),
-                            quantization: quantization)
+                     lowRank: LowRankDeltas = [:], slots: LowRankSlots? = nil) throws -> FluxTransformer {
+        var w = ModuleWeights(backend: backend, source: weights, lowRank: lowRank)
+        w.lowRankSlots = slots
+        return try FluxTransformer(config: config, weights: w, quantization: quantization)
     }
 
     /// How the stored tensors match what the architecture asks for.

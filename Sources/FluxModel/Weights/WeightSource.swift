@@ -162,6 +162,8 @@ public struct ModuleWeights: Sendable {
     public var quantization: LinearQuantization = .none
     /// LoRA updates merged into linear weights as they load (`LoRAStack.deltas`), by full reference name.
     public var lowRank: LowRankDeltas = [:]
+    /// When set, every linear layer gets a slot here for LoRAs run beside its weight (`LowRankSlots.apply`).
+    public var lowRankSlots: LowRankSlots?
 
     public init(backend: any Backend, source: WeightSource, prefix: String = "", lowRank: LowRankDeltas = [:]) {
         (self.backend, self.source, self.random, self.recorder, self.prefix) = (backend, source, nil, nil, prefix)
@@ -215,7 +217,8 @@ public struct ModuleWeights: Sendable {
     /// A linear layer, quantized as `quantization` says.
     public func linear(_ name: String, in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws -> Linear {
         try quantized(Linear(weight: try linearWeight(name, in: inFeatures, out: outFeatures),
-                             bias: bias ? try scope(name).tensor("bias", shape: [outFeatures]) : nil))
+                             bias: bias ? try scope(name).tensor("bias", shape: [outFeatures]) : nil,
+                             lowRank: lowRankSlot(name, rows: 0..<outFeatures)))
     }
 
     /// The (out, in) weight of linear layer `name`, with its LoRA update merged when `lowRank` has one: the one
@@ -226,6 +229,11 @@ public struct ModuleWeights: Sendable {
         recorder?.recordLinear(full)
         guard let delta = lowRank[full] else { return w }
         return try delta.merged(into: w, on: backend)
+    }
+
+    /// The slot of rows `rows` of linear layer `name`'s weight, when this model runs LoRAs beside its weights.
+    public func lowRankSlot(_ name: String, rows: Range<Int>) -> LowRankSlot? {
+        lowRankSlots?.slot(prefix + name + ".weight", rows: rows)
     }
 
     /// `layer` quantized as `quantization` says.
