@@ -31,6 +31,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Write the results as JSON to this file.")
     var json: String?
 
+    @Option(help: "Also time a random rank-R LoRA on every attention and MLP projection of the blocks: merged into the weights, run beside them, and switching between two such sets (0 = off).")
+    var loraRank = 0
+
     @Flag(help: "Also time every op of one transformer step (first size) and one VAE decode on the GPU.")
     var profile = false
 
@@ -69,6 +72,9 @@ struct Bench: ParsableCommand {
             let parsedSizes = try sizes.split(separator: ",").map { try parseSize(String($0)) }
             guard let mainSize = parsedSizes.first else { throw ValidationError("--sizes: at least one WxH") }
             guard repeats >= 1, warmup >= 0, steps >= 1 else { throw ValidationError("--repeats, --steps ≥ 1") }
+            guard loraRank >= 0, loraRank <= 512, loraRank % 16 == 0 else {
+                throw ValidationError("--lora-rank \(loraRank): a multiple of 16, 0…512")
+            }
             var report = Report(model: model, device: backend.name, quantization: quantization.quantize.rawValue, rows: [],
                                 loadSeconds: [:], peakMemoryBytes: nil, config: configuration.dictionary)
             let models = try loadModels(backend, &report)
@@ -117,6 +123,28 @@ struct Bench: ParsableCommand {
                 }
                 try time("transformer-step", "\(w)x\(h)", repeats: repeats, step)
                 if profile, i == 0 { try profileStage("transformer-step", "\(w)x\(h)", step) }
+                if let lora = models.lora {
+                    try lora.slots.apply(lora.sets[0], on: backend)
+                    try time("step-lora-beside", "\(w)x\(h)", repeats: repeats, step)
+                    try lora.slots.apply([:], on: backend)
+                    try time("step-lora-merged", "\(w)x\(h)", repeats: repeats) {
+                        try lora.merged(img: img, txt: txt, y: pooled, timesteps: [0.5],
+                                        guidance: lora.merged.config.guidanceEmbeds ? [3.5] : nil, pe: pe)
+                    }
+                }
+            }
+            if let lora = models.lora {
+                // Switching sets beside the weights: upload both matrices of every adapted layer, then one scalar
+                // back (the uploads have landed).
+                var which = 0
+                try time("lora-switch", "rank \(loraRank)", repeats: repeats) {
+                    which = 1 - which
+                    try lora.slots.apply(lora.sets[which], on: backend)
+                    return try backend.tensor([0], shape: [1])
+                }
+                try lora.slots.apply([:], on: backend)
+                printError("LoRA: \(lora.sets[0].count) weights, rank \(loraRank); merged copy loaded in "
+                           + String(format: "%.2f s", report.loadSeconds["transformer-lora-merged"] ?? 0))
             }
             if let tuning = (backend as? CUDABackend)?.matmulTuning, !tuning.isEmpty {
                 printError(GemmTuningEntry.summary(tuning))
@@ -162,8 +190,16 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// `--lora-rank`: the transformer's LoRA slots, two random sets, and a second transformer with set 0 merged.
+    struct LoRABench {
+        let slots: LowRankSlots
+        let sets: [LowRankDeltas]
+        let merged: FluxTransformer
+    }
+
     struct Models {
         let transformer: FluxTransformer
+        var lora: LoRABench? = nil
         let t5: T5Encoder
         let clip: CLIPTextModel
         let vae: AutoencoderKL
@@ -179,29 +215,65 @@ struct Bench: ParsableCommand {
             }
             return try body()
         }
+        let slots = loraRank > 0 ? LowRankSlots() : nil
         if model == "random-dev" || model == "random-schnell" {
             let dev = model == "random-dev"
             let random = RandomWeights(seed: 2024, description: model)
             func weights() -> ModuleWeights { ModuleWeights(backend: backend, random: random) }
-            return Models(
+            var models = Models(
                 transformer: try timed("transformer") {
-                    try FluxTransformer(config: dev ? .dev : .schnell, weights: weights(),
-                                        quantization: quantization.quantize)
+                    var w = weights()
+                    w.lowRankSlots = slots
+                    return try FluxTransformer(config: dev ? .dev : .schnell, weights: w,
+                                               quantization: quantization.quantize)
                 },
                 t5: try timed("t5") { try T5Encoder(config: .xxl, weights: weights()) },
                 clip: try timed("clip") { try CLIPTextModel(config: .vitL14, weights: weights()) },
                 vae: try timed("vae") { try AutoencoderKL(config: .flux, weights: weights(), parts: .decoder) },
                 scheduler: dev ? .dev : .schnell)
+            if let slots {
+                let sets = try randomLoRASets(models.transformer.config)
+                var w = weights()
+                w.lowRank = sets[0]
+                let merged = try timed("transformer-lora-merged") {
+                    try FluxTransformer(config: models.transformer.config, weights: w,
+                                        quantization: quantization.quantize)
+                }
+                models.lora = LoRABench(slots: slots, sets: sets, merged: merged)
+            }
+            return models
         }
         let components = try PipelineComponents.resolve(try ModelLocator().path(for: model))
-        return Models(
+        var models = Models(
             transformer: try timed("transformer") {
-                try components.transformer.load(on: backend, quantization: quantization.quantize)
+                try components.transformer.load(on: backend, quantization: quantization.quantize, slots: slots)
             },
             t5: try timed("t5") { try T5Checkpoint.open(components.textEncoder2).load(on: backend) },
             clip: try timed("clip") { try CLIPCheckpoint.open(components.textEncoder).load(on: backend) },
             vae: try timed("vae") { try components.vae.load(on: backend, parts: .decoder) },
             scheduler: components.scheduler)
+        if let slots {
+            let sets = try randomLoRASets(components.transformer.config)
+            let merged = try timed("transformer-lora-merged") {
+                try components.transformer.load(on: backend, quantization: quantization.quantize, lowRank: sets[0])
+            }
+            models.lora = LoRABench(slots: slots, sets: sets, merged: merged)
+        }
+        return models
+    }
+
+    /// Two seeded random rank-`loraRank` sets on every attention and MLP projection of the double and single
+    /// blocks (qkv, proj, mlp.0, mlp.2 of both streams; linear1, linear2) — the modulations are left alone.
+    private func randomLoRASets(_ config: FluxConfig) throws -> [LowRankDeltas] {
+        let linears = try WeightRecorder.linearWeights { _ = try FluxTransformer(config: config, weights: $0) }
+            .filter { ($0.name.hasPrefix("double_blocks.") || $0.name.hasPrefix("single_blocks."))
+                && !$0.name.contains("mod") }
+        return (0..<2).map { set in
+            Dictionary(uniqueKeysWithValues: linears.enumerated().map { i, w in
+                (w.name, LowRankDelta.random(out: w.shape[0], in: w.shape[1], rank: loraRank,
+                                             seed: UInt64(set * 100_000 + i)))
+            })
+        }
     }
 
     private func geometry(_ m: Models, _ w: Int, _ h: Int) throws -> LatentGeometry {

@@ -14,6 +14,18 @@ public struct LowRankDelta: Sendable {
 
     public var rank: Int { down.shape[0] }
 
+    /// down (R, in), up (out, R) f32, scales already in `up`.
+    public init(down: HostTensor, up: HostTensor) { (self.down, self.up) = (down, up) }
+
+    /// A seeded random rank-`rank` update for a weight (out, in): N(0, 1/in) down, N(0, 0.02²) up (benchmarks).
+    public static func random(out: Int, in inFeatures: Int, rank: Int, seed: UInt64) -> LowRankDelta {
+        var noise = GaussianNoise(seed: seed)
+        let scale = 1 / Float(inFeatures).squareRoot()
+        return LowRankDelta(down: HostTensor(noise.sample(rank * inFeatures).map { $0 * scale },
+                                             shape: [rank, inFeatures]),
+                            up: HostTensor(noise.sample(out * rank).map { $0 * 0.02 }, shape: [out, rank]))
+    }
+
     /// `w + up · down` on `backend`, as one product and one add (f32 on the CPU; on a GPU the product accumulates
     /// in f32 and is rounded once to the weight's dtype before the add).
     public func merged(into w: Tensor, on backend: any Backend) throws -> Tensor {
