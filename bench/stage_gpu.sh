@@ -21,4 +21,10 @@ for lib in libpng16.so.16 libturbojpeg.so.0 libwebp.so.7; do
 done
 ls .gpu/whl/diffusers-0.42.1-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps --only-binary=:all: \
   --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 -d .gpu/whl diffusers==0.42.1
+# peft (and accelerate, which it imports) for tools/reference/bench_lora_diffusers.py: pure-Python wheels.
+for pkg in peft==0.21.2 accelerate; do
+  name=${pkg%%=*}
+  ls .gpu/whl/$name-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps --only-binary=:all: \
+    --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 -d .gpu/whl "$pkg"
+done
 du -sh .gpu
