@@ -124,8 +124,10 @@ struct Bench: ParsableCommand {
                 try time("transformer-step", "\(w)x\(h)", repeats: repeats, step)
                 if profile, i == 0 { try profileStage("transformer-step", "\(w)x\(h)", step) }
                 if let lora = models.lora {
-                    try lora.slots.apply(lora.sets[0], on: backend)
+                    try lora.slots.apply(lora.sets[0], on: backend, as: .beside)
                     try time("step-lora-beside", "\(w)x\(h)", repeats: repeats, step)
+                    try lora.slots.apply(lora.sets[0], on: backend, as: .swap)
+                    try time("step-lora-swapped", "\(w)x\(h)", repeats: repeats, step)
                     try lora.slots.apply([:], on: backend)
                     try time("step-lora-merged", "\(w)x\(h)", repeats: repeats) {
                         try lora.merged(img: img, txt: txt, y: pooled, timesteps: [0.5],
@@ -136,11 +138,13 @@ struct Bench: ParsableCommand {
             if let lora = models.lora {
                 // Switching sets beside the weights: upload both matrices of every adapted layer, then one scalar
                 // back (the uploads have landed).
-                var which = 0
-                try time("lora-switch", "rank \(loraRank)", repeats: repeats) {
-                    which = 1 - which
-                    try lora.slots.apply(lora.sets[which], on: backend)
-                    return try backend.tensor([0], shape: [1])
+                for mode in [LowRankSlots.Mode.beside, .swap] {
+                    var which = 0
+                    try time("lora-switch-\(mode)", "rank \(loraRank)", repeats: repeats) {
+                        which = 1 - which
+                        try lora.slots.apply(lora.sets[which], on: backend, as: mode)
+                        return try backend.tensor([0], shape: [1])
+                    }
                 }
                 try lora.slots.apply([:], on: backend)
                 printError("LoRA: \(lora.sets[0].count) weights, rank \(loraRank); merged copy loaded in "
@@ -190,7 +194,8 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// `--lora-rank`: the transformer's LoRA slots, two random sets, and a second transformer with set 0 merged.
+    /// `--lora-rank`: the transformer's LoRA slots (made for swapping, which also run LoRAs beside the weights), two
+    /// random sets, and a second transformer with set 0 merged at load.
     struct LoRABench {
         let slots: LowRankSlots
         let sets: [LowRankDeltas]
@@ -215,7 +220,7 @@ struct Bench: ParsableCommand {
             }
             return try body()
         }
-        let slots = loraRank > 0 ? LowRankSlots() : nil
+        let slots = loraRank > 0 ? LowRankSlots(.swap) : nil
         if model == "random-dev" || model == "random-schnell" {
             let dev = model == "random-dev"
             let random = RandomWeights(seed: 2024, description: model)

@@ -62,10 +62,10 @@ import Testing
     /// One pipeline built for LoRAs run beside the weights, switched through every case and back to none without a
     /// reload: each case matches diffusers as the merged path does, and after the last switch the image is bit for
     /// bit that of a pipeline that never had a LoRA (nothing drifts).
-    @Test func switchingAtRuntimeMatchesEveryCase() throws {
+    @Test(arguments: [LowRankSlots.Mode.beside, .swap]) func switchingAtRuntimeMatchesEveryCase(_ mode: LowRankSlots.Mode) throws {
         let backend = CPUBackend()
         let components = try PipelineComponents.resolve(Self.pipelinePath)
-        let pipeline = try FluxPipeline(components, backend: backend, lora: .runtime)
+        let pipeline = try FluxPipeline(components, backend: backend, lora: .runtime(mode))
         var request: GenerationRequest?
         var latents: HostTensor?
         for name in Self.cases {
@@ -78,7 +78,7 @@ import Testing
             (request, latents) = (evalCase.request, evalCase.latents)
             let result = try pipeline.generate(evalCase.request, latents: try backend.upload(evalCase.latents))
             let error = maxRelativeError(result.images.floats(), try expected.tensor("image").floats())
-            print("LoRA runtime switch to \(name): max relative error \(error)")
+            print("LoRA runtime (\(mode)) switch to \(name): max relative error \(error)")
             #expect(error <= 1e-3, "\(name)")
         }
         try pipeline.setLoRAs(LoRAStack())
@@ -99,6 +99,8 @@ import Testing
         let lora = try Self.runTransformer(components.transformer, lowRank: deltas)
         let loraFP8 = try Self.runTransformer(components.transformer, lowRank: deltas, quantization: .fp8)
         let runtimeFP8 = try Self.runTransformer(components.transformer, runtime: deltas, quantization: .fp8)
+        let swapFP8 = try Self.runTransformer(components.transformer, runtime: deltas, mode: .swap, quantization: .fp8)
+        #expect(maxRelativeError(swapFP8, loraFP8) < 1e-6, "swapping in a merged copy = merging at load")
         let change = maxRelativeError(lora, base), changeFP8 = maxRelativeError(loraFP8, baseFP8)
         let changeRuntime = maxRelativeError(runtimeFP8, baseFP8)
         let reference = try expected.tensor("sample").floats()
@@ -114,11 +116,12 @@ import Testing
     /// The transformer of `checkpoint` with `lowRank` merged, on the LoRA fixtures' inputs (f32 CPU).
     /// `runtime`: run those beside the weights instead (`LowRankSlots`).
     static func runTransformer(_ checkpoint: TransformerCheckpoint, lowRank: LowRankDeltas = [:],
-                               runtime: LowRankDeltas? = nil, quantization: LinearQuantization = .none) throws
+                               runtime: LowRankDeltas? = nil, mode: LowRankSlots.Mode = .beside,
+                               quantization: LinearQuantization = .none) throws
         -> [Float]
     {
         let backend = CPUBackend()
-        let slots = runtime.map { _ in LowRankSlots() }
+        let slots = runtime.map { _ in LowRankSlots(mode) }
         let model = try checkpoint.load(on: backend, quantization: quantization, lowRank: lowRank, slots: slots)
         if let runtime { try slots?.apply(runtime, on: backend) }
         let inputs = try SafetensorsFile(path: fixturePath("lora", "transformer_inputs.safetensors"))

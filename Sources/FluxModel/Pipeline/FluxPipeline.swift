@@ -57,22 +57,30 @@ public final class FluxPipeline: @unchecked Sendable {
 
     /// How LoRAs reach the weights.
     public enum LoRAApplication: Sendable {
-        /// Added into the weights once, as they load: no cost per step; a change needs a reload.
+        /// Added into the weights once, as they load: no cost per step or memory; a change needs a reload.
         case merge
-        /// Run beside the weights (`y = W·x + up·(down·x)`): two thin products per adapted layer and step; a change
-        /// uploads the adapters only.
-        case runtime
+        /// Changed per request (`setLoRAs`) without touching the loaded weights, as `mode` says.
+        case runtime(LowRankSlots.Mode)
     }
 
-    /// Replaces the LoRAs run beside the weights (a pipeline built with `lora: .runtime`), between generations on
-    /// the thread that runs them. Every key is matched first: a refused stack leaves the current one in place.
+    /// Replaces the LoRAs (a pipeline built with `lora: .runtime`), between generations on the thread that runs
+    /// them. Every key is matched first: a refused stack leaves the current one in place; a failure while applying
+    /// (out of memory) leaves no LoRA at all, and says so by rethrowing.
     public func setLoRAs(_ stack: LoRAStack) throws {
         guard !slots.isEmpty else {
             throw ModelError.inapplicableOption(option: "LoRA change", reason:
                 "this pipeline merged its LoRAs into the weights; build it with lora: .runtime")
         }
         let deltas = try stack.deltas(for: loraTargets)
-        for (component, componentSlots) in slots { try componentSlots.apply(deltas[component] ?? [:], on: backend) }
+        do {
+            for (component, componentSlots) in slots {
+                try componentSlots.apply(deltas[component] ?? [:], on: backend)
+            }
+        } catch {
+            for componentSlots in slots.values { try? componentSlots.apply([:], on: backend) }
+            loras = LoRAStack()
+            throw error
+        }
         loras = stack
     }
 
@@ -92,10 +100,13 @@ public final class FluxPipeline: @unchecked Sendable {
         loraTargets = try LoRATargets(transformer: components.transformer.config, clip: clipCheckpoint.config,
                                       t5: t5Checkpoint.config)
         let deltas = try loras.deltas(for: loraTargets)
-        let merged = application == .merge ? deltas : [:]
-        slots = application == .runtime ? Dictionary(uniqueKeysWithValues: LoRAComponent.allCases.map {
-            ($0, LowRankSlots())
-        }) : [:]
+        var merged: [LoRAComponent: LowRankDeltas] = [:]
+        switch application {
+        case .merge:
+            (merged, slots) = (deltas, [:])
+        case let .runtime(mode):
+            slots = Dictionary(uniqueKeysWithValues: LoRAComponent.allCases.map { ($0, LowRankSlots(mode)) })
+        }
         clip = try clipCheckpoint.load(on: backend, lowRank: merged[.clip] ?? [:], slots: slots[.clip])
         t5 = try t5Checkpoint.load(on: backend, lowRank: merged[.t5] ?? [:], slots: slots[.t5])
         transformer = try components.transformer.load(on: backend, quantization: quantization,

@@ -13,8 +13,11 @@ public struct Linear: Sendable {
 
     public let weight: Weight
     public let bias: Tensor?
-    /// A LoRA run beside the weight (`LowRankSlot`), when the model was built for LoRAs that change per request.
+    /// The current request's LoRA (`LowRankSlot`), when the model was built for LoRAs that change per request.
     public let lowRank: LowRankSlot?
+
+    /// The weight the product uses: a LoRA-merged copy while the slot holds one, else the layer's own.
+    var product: Weight { lowRank?.merged ?? weight }
 
     public init(weight: Tensor, bias: Tensor?, lowRank: LowRankSlot? = nil) {
         (self.weight, self.bias, self.lowRank) = (.dense(weight), bias, lowRank)
@@ -45,7 +48,7 @@ public struct Linear: Sendable {
 
     /// The layer's own product over the concatenation of `parts`.
     private func base(_ parts: [Tensor], on backend: any Backend, activation: Activation) throws -> Tensor {
-        switch weight {
+        switch product {
         case let .dense(w) where parts.count == 1:
             try backend.linear(parts[0], weight: w, bias: bias, activation: activation)
         case let .dense(w):
@@ -66,7 +69,7 @@ public struct Linear: Sendable {
     public func callAsFunction(_ input: Input, on backend: any Backend, activation: Activation = .identity) throws
         -> Tensor
     {
-        switch (input, weight) {
+        switch (input, product) {
         case let (.dense(x), _):
             return try self(x, on: backend, activation: activation)
         case let (.quantized(x), .fp8(w)) where lowRank?.pair == nil:
@@ -84,7 +87,7 @@ public struct Linear: Sendable {
                                    on b: any Backend) throws -> Input
     {
         // A LoRA beside a layer reads the rows unquantized (the fp8 product then quantizes its own copy).
-        let fp8 = layers.allSatisfy { if case .fp8 = $0.weight, $0.lowRank?.pair == nil { true } else { false } }
+        let fp8 = layers.allSatisfy { if case .fp8 = $0.product, $0.lowRank?.pair == nil { true } else { false } }
         return fp8 ? .quantized(try b.modulatedLayerNormFP8(x, shift: mod.shift, scale: mod.scale, eps: eps))
             : .dense(try b.modulatedLayerNorm(x, shift: mod.shift, scale: mod.scale, eps: eps))
     }

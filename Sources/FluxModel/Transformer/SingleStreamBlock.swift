@@ -24,9 +24,9 @@ struct SingleStreamBlock: Sendable {
         let weight1 = try w.linearWeight("linear1", in: dim, out: 3 * dim + mlp)
         let bias1 = try linear1.tensor("bias", shape: [3 * dim + mlp])
         func rows(_ start: Int, _ count: Int) throws -> Linear {
-            try w.quantized(Linear(weight: try b.slice(weight1, axis: 0, start: start, count: count),
-                                   bias: try b.slice(bias1, axis: 0, start: start, count: count),
-                                   lowRank: w.lowRankSlot("linear1", rows: start..<start + count)))
+            let rows = try b.slice(weight1, axis: 0, start: start, count: count)
+            return try w.quantized(Linear(weight: rows, bias: try b.slice(bias1, axis: 0, start: start, count: count),
+                                          lowRank: w.lowRankSlot("linear1", rows: start..<start + count, base: rows)))
         }
         linear1QKV = try rows(0, 3 * dim)
         linear1MLP = try rows(3 * dim, mlp)

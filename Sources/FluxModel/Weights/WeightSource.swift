@@ -216,9 +216,9 @@ public struct ModuleWeights: Sendable {
 
     /// A linear layer, quantized as `quantization` says.
     public func linear(_ name: String, in inFeatures: Int, out outFeatures: Int, bias: Bool = true) throws -> Linear {
-        try quantized(Linear(weight: try linearWeight(name, in: inFeatures, out: outFeatures),
-                             bias: bias ? try scope(name).tensor("bias", shape: [outFeatures]) : nil,
-                             lowRank: lowRankSlot(name, rows: 0..<outFeatures)))
+        let w = try linearWeight(name, in: inFeatures, out: outFeatures)
+        return try quantized(Linear(weight: w, bias: bias ? try scope(name).tensor("bias", shape: [outFeatures]) : nil,
+                                    lowRank: lowRankSlot(name, rows: 0..<outFeatures, base: w)))
     }
 
     /// The (out, in) weight of linear layer `name`, with its LoRA update merged when `lowRank` has one: the one
@@ -231,9 +231,10 @@ public struct ModuleWeights: Sendable {
         return try delta.merged(into: w, on: backend)
     }
 
-    /// The slot of rows `rows` of linear layer `name`'s weight, when this model runs LoRAs beside its weights.
-    public func lowRankSlot(_ name: String, rows: Range<Int>) -> LowRankSlot? {
-        lowRankSlots?.slot(prefix + name + ".weight", rows: rows)
+    /// The slot of rows `rows` of linear layer `name`'s weight, whose dense rows are `base`, when this model
+    /// switches LoRAs per request (`lowRankSlots`).
+    public func lowRankSlot(_ name: String, rows: Range<Int>, base: Tensor) -> LowRankSlot? {
+        lowRankSlots?.slot(prefix + name + ".weight", rows: rows, base: base, quantization: quantization)
     }
 
     /// `layer` quantized as `quantization` says.
