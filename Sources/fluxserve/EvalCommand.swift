@@ -56,6 +56,7 @@ struct EvalTransformer: ParsableCommand {
     var config: String?
 
     @OptionGroup var quantization: QuantizationOptions
+    @OptionGroup(title: "LoRA") var lora: LoRAOptions
 
     func run() throws {
         try reportingErrors {
@@ -63,6 +64,7 @@ struct EvalTransformer: ParsableCommand {
             let override = try config.map { try FluxConfig.load(contentsOf: $0) }
             let checkpoint = try TransformerCheckpoint.open(try options.modelPath(), config: override)
             let c = checkpoint.config
+            let lowRank = try transformerDeltas(config: c)
             let inputs = try EvalInputs(path: options.inputs)
 
             let hidden = try inputs.require("hidden_states", expected: "(B, S_img, \(c.inChannels))")
@@ -94,7 +96,7 @@ struct EvalTransformer: ParsableCommand {
             let txtIds = try positionIds(inputs.require("txt_ids", expected: "(\(textTokens), \(axes))"),
                                          "txt_ids", textTokens, axes)
 
-            let model = try checkpoint.load(on: backend, quantization: quantization.quantize)
+            let model = try checkpoint.load(on: backend, quantization: quantization.quantize, lowRank: lowRank)
             let sample = try model(img: try backend.upload(hidden), txt: try backend.upload(encoder),
                                    y: try backend.upload(pooled), timesteps: timestep,
                                    guidance: c.guidanceEmbeds ? guidance : nil,
@@ -103,6 +105,26 @@ struct EvalTransformer: ParsableCommand {
                                  metadata: ["producer": "fluxserve \(fluxServeVersion)", "component": "transformer"],
                                  to: options.output)
         }
+    }
+}
+
+extension EvalTransformer {
+    /// The `--lora` stack's updates of this transformer's weights, checked against `config` before any weight loads.
+    /// The transformer runs alone, so text-encoder modules are left out, and said so on one line.
+    func transformerDeltas(config: FluxConfig) throws -> LowRankDeltas {
+        let full = try lora.stack()
+        guard !full.isEmpty else { return [:] }
+        let stack = LoRAStack(full.entries.map { entry in
+            LoRAStack.Entry(file: entry.file.restricted(to: [.transformer]), scale: entry.scale)
+        })
+        let skipped = zip(full.entries, stack.entries).map { $0.file.modules.count - $1.file.modules.count }
+        if skipped.reduce(0, +) > 0 {
+            let files = zip(full.entries, skipped).filter { $1 > 0 }.map { "\($0.file.name) (\($1))" }
+            printError("note: eval transformer runs the transformer alone; text-encoder LoRA modules skipped: "
+                + files.joined(separator: ", "))
+        }
+        let deltas = try LoRAOptions.check { try stack.deltas(for: LoRATargets(transformer: config)) }
+        return deltas[.transformer] ?? [:]
     }
 }
 

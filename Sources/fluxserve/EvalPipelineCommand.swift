@@ -14,6 +14,7 @@ struct EvalPipeline: ParsableCommand {
 
     @OptionGroup var options: EvalOptions
     @OptionGroup var quantization: QuantizationOptions
+    @OptionGroup(title: "LoRA") var lora: LoRAOptions
 
     func run() throws {
         try reportingErrors {
@@ -22,8 +23,10 @@ struct EvalPipeline: ParsableCommand {
             let evalCase = try PipelineEvalCase(metadata: inputs.file.metadata, tensor: inputs.optional,
                                                 defaults: try PipelineDefaults.of(components), source: options.inputs)
             let request = evalCase.request
+            let loras = try lora.checkedStack(for: components)
             let backend = try options.device.makeBackend()
-            let pipeline = try FluxPipeline(components, backend: backend, quantization: quantization.quantize)
+            let pipeline = try FluxPipeline(components, backend: backend, quantization: quantization.quantize,
+                                            loras: loras)
             let mode = try pipeline.validate(request)
             let result = try pipeline.generate(request, latents: try backend.upload(evalCase.latents))
             try writeSafetensors(["image": result.images],

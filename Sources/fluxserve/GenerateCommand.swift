@@ -48,6 +48,7 @@ struct Generate: ParsableCommand {
     var maxSequenceLength: Int?
 
     @OptionGroup(title: "Image inputs and true CFG") var edit: EditOptions
+    @OptionGroup(title: "LoRA") var lora: LoRAOptions
     @OptionGroup var device: DeviceOptions
     @OptionGroup var quantization: QuantizationOptions
 
@@ -77,13 +78,15 @@ struct Generate: ParsableCommand {
             try LatentGeometry(height: request.height, width: request.width,
                                vaeScaleFactor: components.vae.config.downsamplingFactor,
                                latentChannels: components.vae.config.latentChannels)
+            let loras = try lora.checkedStack(for: components)  // every key matched to a layer that fits
             files.announceReplacements()
             if !isFolder(components.path) { printError("vae: \(components.vae.path)") }  // single file: which one
 
             let backend = try device.makeBackend()
             let heldBefore = try (backend as? any MemoryReporting)?.memoryUsage().current
             let loadStart = Date()
-            let pipeline = try FluxPipeline(components, backend: backend, quantization: quantization.quantize)
+            let pipeline = try FluxPipeline(components, backend: backend, quantization: quantization.quantize,
+                                            loras: loras)
             try pipeline.validate(request)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             // Bytes the weights took on the device (allocator size classes included), per second of loading.
@@ -92,9 +95,9 @@ struct Generate: ParsableCommand {
             }
             let rate = loaded.map { String(format: " (%.2f GB on %@, %.2f GB/s)", $0, backend.name,
                                            $0 / max(loadSeconds, 1e-9)) } ?? ""
-            printError(String(format: "loaded %@ in %.1fs%@; seed %llu, %d steps, %d×%d, %@",
-                              model.name, loadSeconds, rate, request.seed, request.steps, request.width,
-                              request.height, mode.rawValue))
+            printError(String(format: "loaded %@%@ in %.1fs%@; seed %llu, %d steps, %d×%d, %@",
+                              model.name, loras.isEmpty ? "" : " with LoRA " + loras.summary, loadSeconds, rate,
+                              request.seed, request.steps, request.width, request.height, mode.rawValue))
             if let cuda = backend as? CUDABackend, let reason = cuda.pinnedUploadFailure {
                 printError("warning: uploads went the slow (pageable) way: \(reason)")
             }
@@ -106,7 +109,8 @@ struct Generate: ParsableCommand {
             let metadata = ImageMetadata(
                 prompt: prompt, request: request, model: model.name,
                 modelHash: try components.transformer.fingerprint(), quantization: quantization.quantize,
-                truncations: truncations, software: "fluxserve \(fluxServeVersion)", edit: inputs?.record)
+                truncations: truncations, software: "fluxserve \(fluxServeVersion)", edit: inputs?.record,
+                loras: loras.records)
             for i in 0..<request.batch {
                 let png = try PNG.encode(rgb: result.rgb(i), width: request.width, height: request.height,
                                          text: metadata.textChunks(seed: request.seed &+ UInt64(i)))
@@ -145,6 +149,13 @@ struct ModelOptions: ParsableArguments {
     var name: String { model }
 
     func resolve() throws -> PipelineComponents {
+        try Self.resolve(model: model, textEncoders: textEncoders, vae: vae, transformerConfig: transformerConfig,
+                         variant: variant)
+    }
+
+    /// `model` (a path, `org/name` or `demo`) as `--model` resolves it, with the single-file options.
+    static func resolve(model: String, textEncoders: String? = nil, vae: String? = nil,
+                        transformerConfig: String? = nil, variant: ModelVariant? = nil) throws -> PipelineComponents {
         let path = try ModelLocator().path(for: model)
         let config = try transformerConfig.map { try FluxConfig.load(contentsOf: $0) }
         return try PipelineComponents.resolve(path, overrides: .init(textEncoders: textEncoders, vae: vae,

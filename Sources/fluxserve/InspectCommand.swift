@@ -3,13 +3,17 @@ import FluxCore
 import FluxModel
 import Foundation
 
-/// `fluxserve inspect PATH`: what a checkpoint holds, or why it cannot be loaded.
+/// `fluxserve inspect PATH`: what a checkpoint holds, or why it cannot be loaded; on a LoRA file, what it adapts
+/// and (with `--model`) whether it fits that model.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show what a checkpoint file or model folder holds, or why it is wrong.")
+        abstract: "Show what a checkpoint file, model folder or LoRA file holds, or why it is wrong.")
 
-    @Argument(help: "A .safetensors file, an index json, a diffusers model or pipeline folder, a Hugging Face id in the local cache (org/name), or 'demo'.")
+    @Argument(help: "A .safetensors file (a checkpoint or a LoRA), an index json, a diffusers model or pipeline folder, a Hugging Face id in the local cache (org/name), or 'demo'.")
     var path: String
+
+    @Option(help: "For a LoRA file: a model (as generate's --model) to check that every module fits.")
+    var model: String?
 
     @Flag(help: "Print the report as JSON.")
     var json = false
@@ -18,14 +22,17 @@ struct Inspect: ParsableCommand {
     var config: String?
 
     func run() throws {
+        let located = try reportingErrors { try ModelLocator().path(for: path) }
+        if LoRAReport.isAdapter(located) { return try inspectLoRA(located) }
+        if model != nil {
+            printError("error: --model applies to LoRA files; \(path) is not one")
+            throw ExitCode.failure
+        }
         let report = try reportingErrors {
-            try CheckpointReport.inspect(try ModelLocator().path(for: path),
-                                         config: config.map { try FluxConfig.load(contentsOf: $0) })
+            try CheckpointReport.inspect(located, config: config.map { try FluxConfig.load(contentsOf: $0) })
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(try Self.json(report))
         } else {
             print(render(report))
         }
@@ -34,6 +41,66 @@ struct Inspect: ParsableCommand {
             printError("error: \(path): not loadable: \(problem)\(more)")
             throw ExitCode.failure
         }
+    }
+
+    /// A LoRA file: its report, and with `--model` whether it fits (a misfit is the `LoRAError` line and exit 1).
+    private func inspectLoRA(_ located: String) throws {
+        let (report, problem) = try reportingErrors { () throws -> (LoRAReport, String?) in
+            if config != nil { throw ValidationError("--config applies to checkpoints; \(path) is a LoRA file") }
+            let components = try model.map { try ModelOptions.resolve(model: $0) }
+            let file = try LoRAFile.open(located)
+            var report = LoRAReport(file)
+            guard let model, let components else { return (report, nil) }
+            do {
+                _ = try LoRAStack([LoRAStack.Entry(file: file, scale: 1)]).deltas(for: try components.loraTargets())
+                report.fit = LoRAReport.Fit(model: model, fits: true)
+                return (report, nil)
+            } catch let error as LoRAError {
+                report.fit = LoRAReport.Fit(model: model, fits: false, problem: "\(error)")
+                return (report, "\(error)")
+            }
+        }
+        print(json ? try Self.json(report) : report.render())
+        if let problem {
+            printError("error: \(problem)")
+            throw ExitCode.failure
+        }
+    }
+
+    private static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    /// A LoRA file: its report, and with `--model` whether it fits (a misfit is the `LoRAError` line and exit 1).
+    private func inspectLoRA(_ located: String) throws {
+        let (report, problem) = try reportingErrors { () throws -> (LoRAReport, String?) in
+            if config != nil { throw ValidationError("--config applies to checkpoints; \(path) is a LoRA file") }
+            let components = try model.map { try ModelOptions.resolve(model: $0) }
+            let file = try LoRAFile.open(located)
+            var report = LoRAReport(file)
+            guard let model, let components else { return (report, nil) }
+            do {
+                _ = try LoRAStack([LoRAStack.Entry(file: file, scale: 1)]).deltas(for: try components.loraTargets())
+                report.fit = LoRAReport.Fit(model: model, fits: true)
+                return (report, nil)
+            } catch let error as LoRAError {
+                report.fit = LoRAReport.Fit(model: model, fits: false, problem: "\(error)")
+                return (report, "\(error)")
+            }
+        }
+        print(json ? try Self.json(report) : report.render())
+        if let problem {
+            printError("error: \(problem)")
+            throw ExitCode.failure
+        }
+    }
+
+    private static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
     private func render(_ r: CheckpointReport) -> String {

@@ -15,6 +15,8 @@ public struct ImageMetadata: Sendable {
     public var software: String
     /// What an edit started from, when it was one.
     public var edit: EditRecord?
+    /// The LoRAs applied, in stack order (empty: none).
+    public var loras: [LoRARecord] = []
 
     /// An edit's inputs: the pipeline, the SHA-256 of the input files as given, how the mask was read ("white" =
     /// repaint, or OpenAI's "transparent"), the border added for outpainting.
@@ -32,11 +34,31 @@ public struct ImageMetadata: Sendable {
         }
     }
 
+    /// One LoRA of the stack: the file's name (without `.safetensors`), the SHA-256 of the whole file (lower-case
+    /// hex) and the user's scale (which multiplies the file's own alpha / rank).
+    public struct LoRARecord: Sendable, Codable, Equatable {
+        public var name: String
+        public var sha256: String
+        public var scale: Double
+
+        public init(name: String, sha256: String, scale: Double) {
+            (self.name, self.sha256, self.scale) = (name, sha256, scale)
+        }
+
+        /// A1111's short hash of a network file: the first 12 hex digits of its SHA-256.
+        public var shortHash: String { String(sha256.prefix(12)) }
+
+        /// The name as A1111 writes it in `Lora hashes` and `<lora:…>` tags: without `:` and `,`, which separate
+        /// the entries there.
+        var a1111Name: String { name.replacingOccurrences(of: ":", with: "").replacingOccurrences(of: ",", with: "") }
+    }
+
     public init(prompt: String, request: GenerationRequest, model: String, modelHash: String,
                 quantization: LinearQuantization, truncations: [PromptTruncation], software: String,
-                edit: EditRecord? = nil) {
+                edit: EditRecord? = nil, loras: [LoRARecord] = []) {
         (self.prompt, self.request, self.model, self.modelHash) = (prompt, request, model, modelHash)
         (self.quantization, self.truncations, self.software, self.edit) = (quantization, truncations, software, edit)
+        self.loras = loras
     }
 
     /// The strength an edit ran with (the pipeline's default when none was given), or nil.
@@ -66,6 +88,7 @@ public struct ImageMetadata: Sendable {
             if edit.maskSHA256 != nil, let rule = edit.maskRule { chunks.append(("mask_rule", rule)) }
             if let o = edit.outpaint { chunks.append(("outpaint", "\(o.left),\(o.top),\(o.right),\(o.bottom)")) }
         }
+        if !loras.isEmpty { chunks.append(("loras", Self.json(loras))) }
         if !truncations.isEmpty {
             chunks.append(("truncated", PromptTruncation.summary(truncations)))
         }
@@ -77,7 +100,8 @@ public struct ImageMetadata: Sendable {
     /// The A1111 `parameters` chunk: the prompt, then `Key: value` pairs with the names A1111/Forge use for what they
     /// have (`Distilled CFG Scale` is Forge's name for FLUX's guidance; `CFG scale` is 1, FLUX.1-dev runs without
     /// classifier-free guidance unless true CFG is on), then ours. A negative prompt is A1111's second line; an
-    /// edit's strength is its `Denoising strength`.
+    /// edit's strength is its `Denoising strength`. LoRAs are written as A1111 writes them: a `<lora:name:scale>` tag
+    /// per LoRA after the prompt (where A1111's user typed it) and `Lora hashes: "name: <12 hex>, …"`.
     public func parameters(seed: UInt64) -> String {
         let r = request
         var pairs: [(String, String)] = [
@@ -91,9 +115,14 @@ public struct ImageMetadata: Sendable {
         if let edit { pairs.append(("Edit", edit.mode.rawValue)) }
         if r.cacheThreshold > 0 { pairs.append(("First Block Cache", Self.number(r.cacheThreshold))) }
         if quantization != .none { pairs.append(("Quantization", quantization.rawValue)) }
+        if !loras.isEmpty {
+            pairs.append(("Lora hashes", loras.map { "\($0.a1111Name): \($0.shortHash)" }.joined(separator: ", ")))
+        }
         pairs.append(("Version", software))
+        let tags = loras.map { " <lora:\($0.a1111Name):\(Self.number($0.scale))>" }.joined()
         let negative = r.usesTrueCFG ? "Negative prompt: " + r.negativePrompts.joined(separator: " ") + "\n" : ""
-        return prompt + "\n" + negative + pairs.map { "\($0.0): \(Self.quoted($0.1))" }.joined(separator: ", ")
+        return prompt + tags + "\n" + negative
+            + pairs.map { "\($0.0): \(Self.quoted($0.1))" }.joined(separator: ", ")
     }
 
     /// A value as A1111 writes it: JSON-quoted when it holds a comma, colon or quote, so the line still splits.
@@ -102,6 +131,13 @@ public struct ImageMetadata: Sendable {
         let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
             .replacingOccurrences(of: "\n", with: "\\n")
         return "\"\(escaped)\""
+    }
+
+    /// `[{"name": …, "sha256": …, "scale": …}, …]`, keys sorted, as the `loras` chunk.
+    static func json(_ loras: [LoRARecord]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(loras)) ?? Data("[]".utf8), as: UTF8.self)
     }
 
     static func number(_ value: Float) -> String { number(Double(value)) }
