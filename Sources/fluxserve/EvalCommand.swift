@@ -117,13 +117,14 @@ extension EvalTransformer {
         let stack = LoRAStack(full.entries.map { entry in
             LoRAStack.Entry(file: entry.file.restricted(to: [.transformer]), scale: entry.scale)
         })
+        let deltas = try LoRAOptions.check { try stack.deltas(for: LoRATargets(transformer: config)) }
+        // Said once the rest has passed, so that a refusal stays one line.
         let skipped = zip(full.entries, stack.entries).map { $0.file.modules.count - $1.file.modules.count }
         if skipped.reduce(0, +) > 0 {
             let files = zip(full.entries, skipped).filter { $1 > 0 }.map { "\($0.file.name) (\($1))" }
             printError("note: eval transformer runs the transformer alone; text-encoder LoRA modules skipped: "
                 + files.joined(separator: ", "))
         }
-        let deltas = try LoRAOptions.check { try stack.deltas(for: LoRATargets(transformer: config)) }
         return deltas[.transformer] ?? [:]
     }
 }

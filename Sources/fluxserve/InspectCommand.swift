@@ -73,36 +73,6 @@ struct Inspect: ParsableCommand {
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    /// A LoRA file: its report, and with `--model` whether it fits (a misfit is the `LoRAError` line and exit 1).
-    private func inspectLoRA(_ located: String) throws {
-        let (report, problem) = try reportingErrors { () throws -> (LoRAReport, String?) in
-            if config != nil { throw ValidationError("--config applies to checkpoints; \(path) is a LoRA file") }
-            let components = try model.map { try ModelOptions.resolve(model: $0) }
-            let file = try LoRAFile.open(located)
-            var report = LoRAReport(file)
-            guard let model, let components else { return (report, nil) }
-            do {
-                _ = try LoRAStack([LoRAStack.Entry(file: file, scale: 1)]).deltas(for: try components.loraTargets())
-                report.fit = LoRAReport.Fit(model: model, fits: true)
-                return (report, nil)
-            } catch let error as LoRAError {
-                report.fit = LoRAReport.Fit(model: model, fits: false, problem: "\(error)")
-                return (report, "\(error)")
-            }
-        }
-        print(json ? try Self.json(report) : report.render())
-        if let problem {
-            printError("error: \(problem)")
-            throw ExitCode.failure
-        }
-    }
-
-    private static func json<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-
     private func render(_ r: CheckpointReport) -> String {
         var lines = ["\(r.path)", "  layout: \(r.layout.rawValue)"]
         if let variant = r.variant { lines.append("  variant: \(variant.rawValue) (\(variant.pipelineClass))") }
