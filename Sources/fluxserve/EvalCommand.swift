@@ -96,7 +96,14 @@ struct EvalTransformer: ParsableCommand {
             let txtIds = try positionIds(inputs.require("txt_ids", expected: "(\(textTokens), \(axes))"),
                                          "txt_ids", textTokens, axes)
 
-            let model = try checkpoint.load(on: backend, quantization: quantization.quantize, lowRank: lowRank)
+            let model: FluxTransformer
+            if case let .runtime(mode) = lora.application {
+                let slots = LowRankSlots(mode)
+                model = try checkpoint.load(on: backend, quantization: quantization.quantize, slots: slots)
+                try slots.apply(lowRank, on: backend)
+            } else {
+                model = try checkpoint.load(on: backend, quantization: quantization.quantize, lowRank: lowRank)
+            }
             let sample = try model(img: try backend.upload(hidden), txt: try backend.upload(encoder),
                                    y: try backend.upload(pooled), timesteps: timestep,
                                    guidance: c.guidanceEmbeds ? guidance : nil,

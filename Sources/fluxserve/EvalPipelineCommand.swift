@@ -26,7 +26,7 @@ struct EvalPipeline: ParsableCommand {
             let loras = try lora.checkedStack(for: components)
             let backend = try options.device.makeBackend()
             let pipeline = try FluxPipeline(components, backend: backend, quantization: quantization.quantize,
-                                            loras: loras)
+                                            loras: loras, lora: lora.application)
             let mode = try pipeline.validate(request)
             let result = try pipeline.generate(request, latents: try backend.upload(evalCase.latents))
             try writeSafetensors(["image": result.images],

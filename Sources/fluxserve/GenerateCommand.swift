@@ -86,7 +86,7 @@ struct Generate: ParsableCommand {
             let heldBefore = try (backend as? any MemoryReporting)?.memoryUsage().current
             let loadStart = Date()
             let pipeline = try FluxPipeline(components, backend: backend, quantization: quantization.quantize,
-                                            loras: loras)
+                                            loras: loras, lora: lora.application)
             try pipeline.validate(request)
             let loadSeconds = Date().timeIntervalSince(loadStart)
             // Bytes the weights took on the device (allocator size classes included), per second of loading.

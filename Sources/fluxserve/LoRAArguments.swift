@@ -15,6 +15,24 @@ struct LoRAOptions: ParsableArguments {
         valueName: "file[:scale]"))
     var values: [String] = []
 
+    /// How the LoRAs reach the model (`FluxPipeline.LoRAApplication`); all give the same numbers.
+    enum Mode: String, ExpressibleByArgument, CaseIterable {
+        case merge, swap, beside
+    }
+
+    @Option(name: .customLong("lora-mode"), help: ArgumentHelp(
+        "merge: into the weights as they load (no cost per step); swap: into copies made after loading, as the "
+            + "service switches sets; beside: y = W·x + up·(down·x) at every step. For checking and measuring."))
+    var mode: Mode = .merge
+
+    var application: FluxPipeline.LoRAApplication {
+        switch mode {
+        case .merge: .merge
+        case .swap: .runtime(.swap)
+        case .beside: .runtime(.beside)
+        }
+    }
+
     /// The files opened and checked for form, in the order given; throws one line naming the argument and why.
     func stack() throws -> LoRAStack {
         LoRAStack(try values.map { text in

@@ -128,6 +128,26 @@ import Testing
         #expect(error <= 1e-3)
     }
 
+    /// `--lora-mode swap` and `beside` (how the service switches LoRAs) give the merged path's numbers through the
+    /// command line too, on a stack of two formats with a negative weight, transformer and pipeline.
+    @Test(arguments: ["swap", "beside"]) func everyLoRAModeMatchesDiffusers(_ mode: String) throws {
+        let folder = try CommandLineTests.folder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let name = "stack_kohya_xlabs"
+        let arguments = try Self.loraArguments(ofCase: name) + ["--lora-mode", mode]
+        let (run, error) = try Self.evalTransformer(arguments, expected: name, in: folder)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(error <= 1e-3, "eval transformer --lora-mode \(mode): \(error)")
+        let pipeline = try CommandLineTests.run(["eval", "pipeline", "--model", Self.devTiny, "--inputs",
+                                                 Self.fixtures + "/lora/cases/\(name).inputs.safetensors",
+                                                 "-o", folder + "/image.safetensors"] + arguments)
+        #expect(pipeline.status == 0, "\(pipeline.stderr)")
+        guard pipeline.status == 0 else { return }
+        let image = try SafetensorsFile(path: folder + "/image.safetensors").tensor("image")
+        let reference = try SafetensorsFile(path: Self.fixtures + "/lora/cases/\(name).image.safetensors").tensor("image")
+        #expect(Self.maxRelativeError(image.floats(), reference.floats()) <= 1e-3)
+    }
+
     /// `FILE` means scale 1, `FILE:0.7` 0.7; a path holding ':' works with and without a scale.
     @Test func scalesAndPathsWithColons() throws {
         let folder = try CommandLineTests.folder()
