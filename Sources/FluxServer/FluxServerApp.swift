@@ -53,7 +53,8 @@ public enum ServerStartError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Builds the application for `config` around `generator`: opens the store under `config.dataDirectory` (re-queueing
+/// Builds the application for `config` around `generator`: reads the LoRA directory (`LoRACatalog`), opens the store
+/// under `config.dataDirectory` (re-queueing
 /// what a previous process left), registers every route, and adds the worker and the expiry sweeper as services.
 public func buildApplication(config: ServerConfig, generator: any ImageGenerator, logger: Logger) async throws
     -> FluxServerApp
@@ -77,6 +78,7 @@ public func buildApplication(config: ServerConfig, generator: any ImageGenerator
     ImageEditsAPI(runtime: runtime, images: images).register(authenticated: authenticated, routes: routes)
     JobsAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)
     ModelsAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)
+    LoRAsAPI(runtime: runtime).register(authenticated: authenticated, routes: routes)
 
     let application = Application(
         router: router,

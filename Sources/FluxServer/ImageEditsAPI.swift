@@ -26,12 +26,14 @@ struct ImageEditRequest: StrictDecodable, Codable {
     let negativePrompt: String?
     let trueCFGScale: Double?
     let cacheThreshold: Double?
+    /// In multipart, one text part holding the JSON array (`[{"name": "…", "scale": 0.8}]`).
+    let loras: [LoRAChoice.Requested]?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, model, n, size, responseFormat = "response_format", outputFormat = "output_format"
         case outputCompression = "output_compression", quality, user, background, inputFidelity = "input_fidelity"
         case moderation, seed, steps, guidance, strength, negativePrompt = "negative_prompt"
-        case trueCFGScale = "true_cfg_scale", cacheThreshold = "cache_threshold"
+        case trueCFGScale = "true_cfg_scale", cacheThreshold = "cache_threshold", loras
     }
 
     static let fields: [String: JSONField] = [
@@ -39,7 +41,7 @@ struct ImageEditRequest: StrictDecodable, Codable {
         "output_format": .string, "output_compression": .integer, "quality": .string, "user": .string,
         "background": .string, "input_fidelity": .string, "moderation": .string, "seed": .seed, "steps": .integer,
         "guidance": .number, "strength": .number, "negative_prompt": .string, "true_cfg_scale": .number,
-        "cache_threshold": .number,
+        "cache_threshold": .number, "loras": .loras,
     ]
 
     func parameters(_ runtime: ServerRuntime, upload: EditUpload) throws -> JobParameters {
@@ -47,8 +49,8 @@ struct ImageEditRequest: StrictDecodable, Codable {
         return try JobParameters.resolve(
             prompt: prompt, n: n, size: size, steps: steps, guidance: guidance, seed: seed,
             cacheThreshold: cacheThreshold, negativePrompt: negativePrompt, trueCFGScale: trueCFGScale,
-            strength: strength, edit: upload, variant: runtime.generator.variant,
-            imageLimits: runtime.config.imageLimits, defaults: runtime.generator.defaults,
+            strength: strength, edit: upload, variant: runtime.generator.variant, loras: loras,
+            catalog: runtime.loras, imageLimits: runtime.config.imageLimits, defaults: runtime.generator.defaults,
             limits: runtime.config.limits)
     }
 }

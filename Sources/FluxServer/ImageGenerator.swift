@@ -24,6 +24,8 @@ public struct ImageBatch: Sendable {
     /// (batch, 1, height, width) in 0…1 (`EditImages.Prepared`, one row per image); nil for text-to-image.
     public var image: HostTensor? = nil
     public var mask: HostTensor? = nil
+    /// The LoRAs every image of the batch runs with (the catalog's cached files at the jobs' scales); empty = none.
+    public var loras = LoRAStack()
 }
 
 /// Progress after one denoising step of a batch.
@@ -68,6 +70,12 @@ public protocol ImageGenerator: AnyObject, Sendable {
     /// The text encoders that will cut `prompt`, and where. Called from request handlers (any thread, before
     /// `load` too), so it must not touch the worker's state.
     func truncations(of prompt: String) -> [PromptTruncation]
+    /// What LoRAs may adapt in this model (from configs, before `load`, any thread): the catalog checks each file
+    /// of `--lora-dir` against it. nil: the generator cannot tell, and files are checked for form only.
+    func loraTargets() throws -> LoRATargets?
+    /// Makes `stack` the LoRAs the next `generate` runs with, on the worker thread before each batch; returns
+    /// whether anything changed (false when `stack` is already in effect). A refused stack leaves the current one.
+    func setLoRAs(_ stack: LoRAStack) throws -> Bool
 }
 
 extension ImageGenerator {
@@ -78,4 +86,12 @@ extension ImageGenerator {
 
     /// A generator without tokenizers cuts nothing it can tell.
     public func truncations(of prompt: String) -> [PromptTruncation] { [] }
+
+    public func loraTargets() throws -> LoRATargets? { nil }
+
+    /// A generator without LoRA support runs none, and says so rather than ignoring them.
+    public func setLoRAs(_ stack: LoRAStack) throws -> Bool {
+        guard stack.isEmpty else { throw GeneratorError.lorasUnsupported(modelName) }
+        return false
+    }
 }

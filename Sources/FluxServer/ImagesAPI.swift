@@ -24,11 +24,13 @@ struct ImageGenerationRequest: StrictDecodable, Codable {
     let cacheThreshold: Double?
     let negativePrompt: String?
     let trueCFGScale: Double?
+    let loras: [LoRAChoice.Requested]?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, model, n, size, responseFormat = "response_format", outputFormat = "output_format", quality
         case style, user, background, moderation, outputCompression = "output_compression", seed, steps, guidance
         case cacheThreshold = "cache_threshold", negativePrompt = "negative_prompt", trueCFGScale = "true_cfg_scale"
+        case loras
     }
 
     static let fields: [String: JSONField] = [
@@ -36,14 +38,15 @@ struct ImageGenerationRequest: StrictDecodable, Codable {
         "output_format": .string, "quality": .string, "style": .string, "user": .string, "background": .string,
         "moderation": .string, "output_compression": .integer, "seed": .seed, "steps": .integer,
         "guidance": .number, "cache_threshold": .number, "negative_prompt": .string, "true_cfg_scale": .number,
+        "loras": .loras,
     ]
 
     func parameters(_ runtime: ServerRuntime) throws -> JobParameters {
         try ResponseFormat.checkOutputFormat(outputFormat)
         return try JobParameters.resolve(prompt: prompt, n: n, size: size, steps: steps, guidance: guidance,
                                          seed: seed, cacheThreshold: cacheThreshold, negativePrompt: negativePrompt,
-                                         trueCFGScale: trueCFGScale, defaults: runtime.generator.defaults,
-                                         limits: runtime.config.limits)
+                                         trueCFGScale: trueCFGScale, loras: loras, catalog: runtime.loras,
+                                         defaults: runtime.generator.defaults, limits: runtime.config.limits)
     }
 }
 

@@ -21,6 +21,8 @@ enum JSONField: Sendable {
     case number
     /// A whole number in 0…2^64 − 1 (`GenerationRules.seeds`).
     case seed
+    /// An array of `{"name": string, "scale": number}` objects, `scale` optional (`LoRAChoice.Requested`).
+    case loras
 
     var expected: String {
         switch self {
@@ -28,6 +30,7 @@ enum JSONField: Sendable {
         case .integer: "an integer"
         case .number: "a number"
         case .seed: "an integer"
+        case .loras: "an array of {\"name\": string, \"scale\": number} objects"
         }
     }
 }
@@ -109,9 +112,10 @@ enum JSONBody {
             guard value is String else { throw wrongType() }
             return
         }
+        if kind == .loras { return try checkLoRAs(value, of: field) }
         guard let number = value as? NSNumber, !isBoolean(number) else { throw wrongType() }
         switch kind {
-        case .string, .number:
+        case .string, .number, .loras:
             return
         case .integer:
             guard let whole = wholeNumber(number) else { throw wrongType() }
@@ -127,6 +131,31 @@ enum JSONBody {
             guard fits else {
                 throw APIError.invalidValue(field, "\(field) \(GenerationRules.seedRangeReason(got: "\(number)"))")
             }
+        }
+    }
+
+    /// `[{"name": "…", "scale": 0.8}, …]`: an array of objects with a string `name` and an optional number
+    /// `scale`, nothing else; 400 naming the item or its field (`loras[1].scale`). Values are `LoRAChoice.resolve`'s.
+    private static func checkLoRAs(_ value: Any, of field: String) throws {
+        guard let items = value as? [Any] else {
+            throw APIError(.badRequest, "invalid_type", "field '\(field)' must be \(JSONField.loras.expected), got "
+                           + describe(value: value), param: field)
+        }
+        for (i, item) in items.enumerated() {
+            let name = "\(field)[\(i)]"
+            guard let object = item as? [String: Any] else {
+                throw APIError(.badRequest, "invalid_type", "field '\(name)' must be an object {\"name\", \"scale\"}, "
+                               + "got \(describe(value: item))", param: name)
+            }
+            if let unknown = object.keys.sorted().first(where: { $0 != "name" && $0 != "scale" }) {
+                throw APIError(.badRequest, "unknown_field",
+                               "unknown field '\(name).\(unknown)'; accepted: name, scale", param: "\(name).\(unknown)")
+            }
+            guard let loraName = object["name"], !(loraName is NSNull) else {
+                throw APIError(.badRequest, "missing_field", "field '\(name).name' is required", param: "\(name).name")
+            }
+            try check(loraName, of: "\(name).name", is: .string)
+            if let scale = object["scale"] { try check(scale, of: "\(name).scale", is: .number) }
         }
     }
 

@@ -49,6 +49,8 @@ public struct JobParameters: Codable, Sendable, Equatable {
     public var strength: Double? = nil
     /// Set for an edit job: its pipeline, mask rule, input digests and reference size.
     public var edit: EditInput? = nil
+    /// The LoRAs from the server's catalog, in the order given (column `loras`, migration v4).
+    public var loras: [LoRAChoice] = []
 
     enum CodingKeys: String, CodingKey {
         case prompt, n, width, height, steps, guidance, seed, cacheThreshold = "cache_threshold"
@@ -60,17 +62,20 @@ public struct JobParameters: Codable, Sendable, Equatable {
     /// Jobs with equal keys can share one batch: the pipeline runs one size, one schedule (steps, strength), one
     /// guidance value, one true CFG setting and one First Block Cache decision per batch, and one pipeline (so a
     /// text-to-image job never joins an edit). Edit inputs themselves are per image (`GenerationRequest.image` with N
-    /// = batch), but the reference images of a batch are one tensor, so their size must match too.
+    /// = batch), but the reference images of a batch are one tensor, so their size must match too. The pipeline
+    /// holds one LoRA set at a time (`FluxPipeline.setLoRAs`), so the LoRAs must be equal too (names, scales, files
+    /// and order).
     struct BatchKey: Hashable {
         let width: Int, height: Int, steps: Int, guidance: Float, cacheThreshold: Float
         let mode: GenerationMode, strength: Double?, negativePrompt: String?, trueCFGScale: Float
         let referenceWidth: Int?, referenceHeight: Int?
+        let loras: [LoRAChoice]
     }
 
     var batchKey: BatchKey {
         BatchKey(width: width, height: height, steps: steps, guidance: guidance, cacheThreshold: cacheThreshold,
                  mode: mode, strength: strength, negativePrompt: negativePrompt, trueCFGScale: trueCFGScale,
-                 referenceWidth: edit?.referenceWidth, referenceHeight: edit?.referenceHeight)
+                 referenceWidth: edit?.referenceWidth, referenceHeight: edit?.referenceHeight, loras: loras)
     }
 
     /// Checks the fields a request gave and fills in the rest. Values of the right type but outside the limits are
@@ -78,10 +83,12 @@ public struct JobParameters: Codable, Sendable, Equatable {
     /// the command line), then this service's own limits (prompt length, steps and images per request).
     /// `guidance` and `cacheThreshold` arrive as doubles, so that 1e300 is "out of range" rather than undecodable.
     /// With `edit`, the images are decoded and prepared once (`EditUpload.check`, on a model of `variant`, within
-    /// `imageLimits`); an absent or "auto" `size` is then the image's.
+    /// `imageLimits`); an absent or "auto" `size` is then the image's. `loras` name entries of `catalog`
+    /// (`LoRAChoice.resolve`; without a catalog, any LoRA is refused).
     static func resolve(prompt: String, n: Int?, size: String?, steps: Int?, guidance: Double?, seed: UInt64?,
                         cacheThreshold: Double?, negativePrompt: String? = nil, trueCFGScale: Double? = nil,
                         strength: Double? = nil, edit: EditUpload? = nil, variant: ModelVariant = .base,
+                        loras: [LoRAChoice.Requested]? = nil, catalog: LoRACatalog? = nil,
                         imageLimits: ImageLimits = ImageLimits(), defaults: ModelDefaults,
                         limits: GenerationLimits) throws -> JobParameters
     {
@@ -122,6 +129,7 @@ public struct JobParameters: Codable, Sendable, Equatable {
             throw APIError.invalidValue("negative_prompt", "negative_prompt is \(negativePrompt.count) characters; at "
                                         + "most \(limits.maxPromptCharacters)")
         }
+        let chosen = try LoRAChoice.resolve(loras, catalog: catalog)
         var edited: EditInput?
         if let edit {
             let checked = try edit.check(variant: variant, size: asked, limits: imageLimits)
@@ -137,7 +145,7 @@ public struct JobParameters: Codable, Sendable, Equatable {
         return JobParameters(prompt: prompt, n: n, width: width, height: height, steps: steps,
                              guidance: Float(guidance), seed: seed, cacheThreshold: Float(threshold),
                              negativePrompt: negativePrompt, trueCFGScale: Float(trueCFGScale ?? 1), strength: strength,
-                             edit: edited)
+                             edit: edited, loras: chosen)
     }
 
     /// "WxH" (OpenAI's form, e.g. "1024x1024"); nil for "auto"/absent (the model's default size, or an edit's image

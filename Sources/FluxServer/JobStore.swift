@@ -79,6 +79,10 @@ public final class JobStore: Sendable {
                 ALTER TABLE job ADD COLUMN reference_height INTEGER;
                 """)
         }
+        // LoRAs: JSON of [LoRAChoice] (name, scale, the file's SHA-256), in the order given. Older rows ran none.
+        migrator.registerMigration("v4-loras") { db in
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN loras TEXT NOT NULL DEFAULT '[]';")
+        }
         return migrator
     }
 
@@ -158,14 +162,14 @@ public final class JobStore: Sendable {
                 INSERT INTO job (id, kind, status, parameters, owner, owner_key_sha256, idempotency_key,
                                  request_fingerprint, created_at, attempts, mode, negative_prompt, true_cfg_scale,
                                  strength, mask_rule, input_image, input_image_sha256, input_mask, input_mask_sha256,
-                                 reference_width, reference_height)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 reference_width, reference_height, loras)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [job.id, job.kind.rawValue, job.status.rawValue, try Self.json(p),
                                  job.owner, job.ownerKeyDigest, job.idempotencyKey, job.requestFingerprint,
                                  job.createdAt.timeIntervalSince1970, p.mode.rawValue, p.negativePrompt,
                                  Double(p.trueCFGScale), p.strength, edit.map { EditInput.name(of: $0.maskRule) },
                                  edit?.imageFile, edit?.imageSHA256, edit?.maskFile, edit?.maskSHA256,
-                                 edit?.referenceWidth, edit?.referenceHeight])
+                                 edit?.referenceWidth, edit?.referenceHeight, try Self.json(p.loras)])
             return .inserted(job)
         }
     }
@@ -355,6 +359,7 @@ public final class JobStore: Sendable {
         parameters.trueCFGScale = Float(row["true_cfg_scale"] as Double? ?? 1)
         parameters.strength = row["strength"]
         parameters.edit = try editInput(row)
+        parameters.loras = try decode([LoRAChoice].self, "loras")
         return JobRecord(
             id: row["id"], kind: kind, status: status, parameters: parameters,
             owner: row["owner"], ownerKeyDigest: row["owner_key_sha256"], idempotencyKey: row["idempotency_key"],

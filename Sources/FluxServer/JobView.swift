@@ -20,11 +20,13 @@ struct JobView: Encodable {
         /// Edits: SHA-256 of the uploaded image and mask.
         let imageSHA256: String?
         let maskSHA256: String?
+        /// `[{name, scale, sha256}]`, empty without LoRAs.
+        let loras: [LoRAChoice]
 
         enum CodingKeys: String, CodingKey {
             case prompt, n, size, steps, guidance, seed, cacheThreshold = "cache_threshold", mode, strength
             case negativePrompt = "negative_prompt", trueCFGScale = "true_cfg_scale"
-            case imageSHA256 = "image_sha256", maskSHA256 = "mask_sha256"
+            case imageSHA256 = "image_sha256", maskSHA256 = "mask_sha256", loras
         }
     }
 
@@ -90,7 +92,7 @@ struct JobView: Encodable {
                                 guidance: p.guidance, seed: p.seed, cacheThreshold: p.cacheThreshold,
                                 mode: p.mode.rawValue, strength: p.strength, negativePrompt: p.negativePrompt,
                                 trueCFGScale: p.trueCFGScale, imageSHA256: p.edit?.imageSHA256,
-                                maskSHA256: p.edit?.maskSHA256)
+                                maskSHA256: p.edit?.maskSHA256, loras: p.loras)
         let step: Int
         switch job.status {
         case .succeeded: step = p.steps

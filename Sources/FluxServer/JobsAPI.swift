@@ -20,16 +20,19 @@ struct JobRequest: StrictDecodable, Codable {
     let strength: Double?
     let negativePrompt: String?
     let trueCFGScale: Double?
+    /// In multipart, one text part holding the JSON array.
+    let loras: [LoRAChoice.Requested]?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case prompt, n, size, steps, guidance, seed, cacheThreshold = "cache_threshold", image, mask
         case maskRule = "mask_rule", strength, negativePrompt = "negative_prompt", trueCFGScale = "true_cfg_scale"
+        case loras
     }
 
     static let fields: [String: JSONField] = [
         "prompt": .string, "n": .integer, "size": .string, "steps": .integer, "guidance": .number, "seed": .seed,
         "cache_threshold": .number, "image": .string, "mask": .string, "mask_rule": .string, "strength": .number,
-        "negative_prompt": .string, "true_cfg_scale": .number,
+        "negative_prompt": .string, "true_cfg_scale": .number, "loras": .loras,
     ]
 
     /// The upload: the JSON's base64 `image`/`mask`, or `form`'s file parts; nil without an image.
@@ -82,7 +85,8 @@ struct JobRequest: StrictDecodable, Codable {
         try JobParameters.resolve(prompt: prompt, n: n, size: size, steps: steps, guidance: guidance, seed: seed,
                                   cacheThreshold: cacheThreshold, negativePrompt: negativePrompt,
                                   trueCFGScale: trueCFGScale, strength: strength, edit: upload,
-                                  variant: runtime.generator.variant, imageLimits: runtime.config.imageLimits,
+                                  variant: runtime.generator.variant, loras: loras, catalog: runtime.loras,
+                                  imageLimits: runtime.config.imageLimits,
                                   defaults: runtime.generator.defaults, limits: runtime.config.limits)
     }
 
@@ -91,7 +95,8 @@ struct JobRequest: StrictDecodable, Codable {
         guard let upload else { return try JobStore.json(self) }
         let fields = JobRequest(prompt: prompt, n: n, size: size, steps: steps, guidance: guidance, seed: seed,
                                 cacheThreshold: cacheThreshold, image: nil, mask: nil, maskRule: maskRule,
-                                strength: strength, negativePrompt: negativePrompt, trueCFGScale: trueCFGScale)
+                                strength: strength, negativePrompt: negativePrompt, trueCFGScale: trueCFGScale,
+                                loras: loras)
         return try EditFiles.fingerprint(fields, upload)
     }
 

@@ -15,6 +15,8 @@ public final class ServerMetrics: Sendable {
     let stepSeconds: DurationHistogram
     let gpuMemoryUsed: Gauge
     let gpuMemoryTotal: Gauge
+    let loraSwitches: Counter
+    let loraSwitchSeconds: DurationHistogram
 
     /// Request latencies from 1 ms to 10 min; job times from 10 ms to an hour; steps from 1 ms to a minute.
     static let requestBuckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100),
@@ -26,6 +28,10 @@ public final class ServerMetrics: Sendable {
     static let stepBuckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(20), .milliseconds(50),
                                           .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5),
                                           .seconds(60)]
+
+    /// LoRA switches upload adapter matrices only: from 1 ms to 10 s.
+    static let loraSwitchBuckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(20),
+                                                .milliseconds(50), .milliseconds(200), .seconds(1), .seconds(10)]
 
     /// `fluxserve_<metric>_<unit>`.
     static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
@@ -47,6 +53,11 @@ public final class ServerMetrics: Sendable {
             descriptor: Self.name("step", "seconds", "Time per denoising step of a batch"), buckets: Self.stepBuckets)
         gpuMemoryUsed = registry.makeGauge(descriptor: Self.name("gpu_memory_used", "bytes", "GPU memory in use (CUDA)"))
         gpuMemoryTotal = registry.makeGauge(descriptor: Self.name("gpu_memory_total", "bytes", "GPU memory (CUDA)"))
+        loraSwitches = registry.makeCounter(descriptor: Self.name("lora_switches", "total",
+                                                                  "Changes of the LoRA set between batches"))
+        loraSwitchSeconds = registry.makeDurationHistogram(
+            descriptor: Self.name("lora_switch", "seconds", "Time to change the LoRA set (adapters uploaded, no "
+                                  + "weight reloaded)"), buckets: Self.loraSwitchBuckets)
         // Created up front so that a scrape shows them at zero.
         for status in JobStatus.allCases where status.isTerminal { _ = jobsFinished(status) }
     }

@@ -1,3 +1,4 @@
+import FluxCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -63,7 +64,8 @@ struct MultipartForm {
 
     /// The text fields as a JSON object for `JSONBody.decode`, so that multipart requests get the same strict
     /// checks (unknown fields, kinds, ranges) as JSON ones. A field whose kind is a number is read as a JSON number
-    /// when it looks like one and kept as text otherwise (then refused as the wrong kind, naming the field).
+    /// when it looks like one and kept as text otherwise (then refused as the wrong kind, naming the field); `loras`
+    /// is read as the JSON array it holds.
     /// `fileFields` are left out; a repeated text field is 400.
     func jsonObject(fields: [String: JSONField], fileFields: Set<String>) throws -> [UInt8] {
         var object: [String: Any] = [:]
@@ -75,7 +77,10 @@ struct MultipartForm {
             guard let text = String(validating: part.bytes, as: UTF8.self) else {
                 throw APIError(.badRequest, "invalid_utf8", "field '\(part.name)' is not valid UTF-8", param: part.name)
             }
-            if let kind = fields[part.name], kind != .string,
+            if fields[part.name] == .loras, (try? JSONScanner.parse(part.bytes, options: .strict)) != nil,
+               let array = try? JSONSerialization.jsonObject(with: Data(text.utf8)), array is [Any] {
+                object[part.name] = array  // `loras` holds the same JSON array as in a JSON body
+            } else if let kind = fields[part.name], kind != .string,
                let number = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]),
                number is NSNumber {
                 object[part.name] = number

@@ -11,6 +11,9 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     public let maxSequenceLength: Int
     public let quantization: LinearQuantization
     public let modelHash: String
+    /// Built with a LoRA slot beside every linear layer (`serve --lora-dir`), so `setLoRAs` switches adapters
+    /// between batches without reloading a weight.
+    public let runtimeLoRAs: Bool
     private let makeBackend: @Sendable () throws -> any Backend
     private let memoryProbe: @Sendable (any Backend) -> (used: Int, total: Int)?
     /// Set by `load`; touched only on the worker thread.
@@ -19,16 +22,19 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     private let tokenCounter: PromptTokenCounter
 
     /// `makeBackend` runs on the worker thread (a CUDA context is current on the thread that creates it).
+    /// `defaults` replaces the checkpoint's (`PipelineDefaults`) for requests that name no size or steps, and sets
+    /// the warm-up's size (a small one keeps a tiny test model's start in milliseconds).
     public init(modelName: String, components: PipelineComponents, quantization: LinearQuantization = .none,
-                makeBackend: @escaping @Sendable () throws -> any Backend,
+                runtimeLoRAs: Bool = false, defaults: ModelDefaults? = nil, makeBackend: @escaping @Sendable () throws -> any Backend,
                 memoryProbe: @escaping @Sendable (any Backend) -> (used: Int, total: Int)? = { _ in nil }) throws {
         let settings = try PipelineDefaults.of(components)
         self.modelName = modelName
         self.components = components
         self.quantization = quantization
+        self.runtimeLoRAs = runtimeLoRAs
         self.modelHash = try components.transformer.fingerprint()
-        self.defaults = ModelDefaults(width: settings.width, height: settings.height, steps: settings.steps,
-                                      guidance: settings.guidance)
+        self.defaults = defaults ?? ModelDefaults(width: settings.width, height: settings.height,
+                                                  steps: settings.steps, guidance: settings.guidance)
         self.maxSequenceLength = settings.maxSequenceLength
         self.tokenCounter = try PromptTokenCounter(components)
         self.makeBackend = makeBackend
@@ -38,7 +44,8 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     /// Loads every component, then runs one step at the default size so kernels are compiled and buffers sized
     /// before the first request.
     public func load() throws {
-        let pipeline = try FluxPipeline(components, backend: try makeBackend(), quantization: quantization)
+        let pipeline = try FluxPipeline(components, backend: try makeBackend(), quantization: quantization,
+                                        lora: runtimeLoRAs ? .runtime : .merge)
         let warm = GenerationRequest(prompts: ["warm-up"], width: defaults.width, height: defaults.height, steps: 1,
                                      guidanceScale: defaults.guidance, seed: 0, maxSequenceLength: maxSequenceLength)
         _ = try pipeline.generate(warm)
@@ -47,6 +54,7 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
 
     public func generate(_ batch: ImageBatch, onStep: (BatchStep) throws -> Void) throws -> BatchOutput {
         guard let pipeline else { throw GeneratorError.notLoaded }
+        _ = try setLoRAs(batch.loras)  // the worker switched already; this only makes sure
         let request = GenerationRequest(
             prompts: batch.prompts, width: batch.width, height: batch.height, steps: batch.steps,
             guidanceScale: batch.guidance, seed: batch.seeds.first ?? 0, imagesPerPrompt: 1,
@@ -73,6 +81,18 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
         return BatchOutput(images: (0..<batch.prompts.count).map { result.rgb($0) }, timings: result.timings)
     }
 
+    public func loraTargets() throws -> LoRATargets? { try components.loraTargets() }
+
+    /// Uploads the adapters of `stack` into the pipeline's LoRA slots when they differ from those in effect (names,
+    /// SHA-256, scales, order); no weight of the model is touched.
+    public func setLoRAs(_ stack: LoRAStack) throws -> Bool {
+        guard let pipeline else { throw GeneratorError.notLoaded }
+        guard !stack.isSameSet(as: pipeline.loras) else { return false }
+        guard runtimeLoRAs else { throw GeneratorError.lorasUnsupported(modelName) }
+        try pipeline.setLoRAs(stack)
+        return true
+    }
+
     public func truncations(of prompt: String) -> [PromptTruncation] {
         tokenCounter.truncations(of: prompt, maxSequenceLength: maxSequenceLength)
     }
@@ -85,8 +105,14 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
 
 public enum GeneratorError: Error, CustomStringConvertible {
     case notLoaded
+    case lorasUnsupported(String)
 
-    public var description: String { "the model is not loaded" }
+    public var description: String {
+        switch self {
+        case .notLoaded: "the model is not loaded"
+        case .lorasUnsupported(let model): "model \(model) was not loaded for LoRAs (serve --lora-dir builds it so)"
+        }
+    }
 }
 
 /// A preview from packed latents without running the VAE: three groups of latent channels mapped to R, G and B,

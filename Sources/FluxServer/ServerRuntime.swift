@@ -11,6 +11,8 @@ public final class ServerRuntime: Sendable {
     let queue: JobQueue
     let events = JobEvents()
     let generator: any ImageGenerator
+    /// The LoRAs of `config.loraDirectory`, read at start-up; nil without one.
+    let loras: LoRACatalog?
     let logger: Logger
     let status = Locked(Status())
     /// When this process built the runtime: `/v1/models` reports it as the model's `created`.
@@ -32,11 +34,15 @@ public final class ServerRuntime: Sendable {
         case loading, ready, failed, draining
     }
 
-    /// Opens (and locks) the store, re-queues what a previous process left, and fills the queue from it.
+    /// Reads the LoRA directory, opens (and locks) the store, re-queues what a previous process left, and fills the
+    /// queue from it.
     public init(config: ServerConfig, generator: any ImageGenerator, logger: Logger) async throws {
         self.config = config
         self.generator = generator
         self.logger = logger
+        loras = try config.loraDirectory.map { directory in
+            try LoRACatalog(directory: directory, targets: try generator.loraTargets(), logger: logger)
+        }
         metrics = ServerMetrics()
         lock = try DataDirectoryLock(directory: config.dataDirectory)
         store = try JobStore(directory: config.dataDirectory)

@@ -100,8 +100,8 @@ struct Worker: Service {
         let imageRanges: [Range<Int>]
         let images: ImageBatch
 
-        /// Every job of a batch shares the first one's size, steps, guidance, cache threshold, mode, strength and
-        /// true CFG (`BatchKey`); edit inputs are attached on the generation thread (`withInputs`).
+        /// Every job of a batch shares the first one's size, steps, guidance, cache threshold, mode, strength,
+        /// true CFG and LoRAs (`BatchKey`); edit inputs are attached on the generation thread (`withInputs`).
         init(_ jobs: [JobRecord]) {
             var ranges: [Range<Int>] = [], prompts: [String] = [], seeds: [UInt64] = []
             for job in jobs {
@@ -151,8 +151,9 @@ struct Worker: Service {
     {
         let runtime = self.runtime, generator = runtime.generator
         return try await thread.run { () throws -> BatchResults in
-            let batch = try prepared.withInputs(store: runtime.store, variant: generator.variant,
+            var batch = try prepared.withInputs(store: runtime.store, variant: generator.variant,
                                                 limits: runtime.config.imageLimits)
+            batch.loras = try Self.switchLoRAs(prepared.jobs[0].parameters.loras, runtime: runtime)
             var lastStep = ContinuousClock.now
             let output = try generator.generate(batch) { step in
                 if control.allCancelled { throw Stop.cancelled }
@@ -165,6 +166,29 @@ struct Worker: Service {
             let images = try Self.storeImages(output, of: prepared, control: control, runtime: runtime)
             return BatchResults(images: images, timings: output.timings)
         }
+    }
+
+    /// Puts the batch's LoRAs (equal for all its jobs: `BatchKey`) in effect before it runs, and returns them. A
+    /// change uploads adapter matrices only; it is logged with its duration and counted. Throws when a job's LoRA is
+    /// no longer in the catalog, or changed (`LoRACatalog.stack`), or the generator refuses it.
+    private static func switchLoRAs(_ choices: [LoRAChoice], runtime: ServerRuntime) throws -> LoRAStack {
+        var stack = LoRAStack()
+        if !choices.isEmpty {
+            guard let catalog = runtime.loras else {
+                throw LoRACatalogError.unavailable(name: choices[0].name, reason: "the server runs without --lora-dir")
+            }
+            stack = try catalog.stack(for: choices)
+        }
+        let start = ContinuousClock.now
+        if try runtime.generator.setLoRAs(stack) {
+            let took = ContinuousClock.now - start
+            runtime.metrics.loraSwitches.increment()
+            runtime.metrics.loraSwitchSeconds.record(took)
+            runtime.logger.info("loras switched", metadata: [
+                "loras": "\(stack.summary)", "ms": "\((seconds(took) * 1e5).rounded() / 100)",
+            ])
+        }
+        return stack
     }
 
     /// A `step` event for each live job of the batch, and `preview` events for those that asked.
@@ -279,6 +303,7 @@ struct Worker: Service {
             ImageMetadata.EditRecord(mode: edit.mode, imageSHA256: edit.imageSHA256, maskSHA256: edit.maskSHA256,
                                      maskRule: EditInput.name(of: edit.maskRule))
         }
+        // LoRA metadata: set when ImageMetadata has loras
         return ImageMetadata(prompt: p.prompt, request: request, model: generator.modelName,
                              modelHash: generator.modelHash, quantization: generator.quantization,
                              truncations: generator.truncations(of: p.prompt), software: "fluxserve \(version)",

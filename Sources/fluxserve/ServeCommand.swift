@@ -73,6 +73,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds the running batch may take after SIGTERM before it is re-queued.")
     var shutdownGrace: Double = 20
 
+    @Option(help: ArgumentHelp("Folder of LoRA files (*.safetensors) requests may name in 'loras' (by file name "
+                               + "without the extension); GET /v1/loras lists them. Builds the model with LoRA slots.",
+                               valueName: "dir"))
+    var loraDir: String?
+
     @Option(help: "Log format: json or text.")
     var logFormat: String = "json"
 
@@ -138,6 +143,7 @@ struct Serve: AsyncParsableCommand {
             config.syncTimeout = syncTimeout
             config.shutdownGrace = shutdownGrace
             config.version = fluxServeVersion
+            config.loraDirectory = loraDir
 
             // Bad backend options stop the service before it listens; the line says what the workers will use.
             let backendConfiguration = try device.configuration()
@@ -146,7 +152,7 @@ struct Serve: AsyncParsableCommand {
             let device = self.device
             let generator = try PipelineGenerator(
                 modelName: model.name, components: components, quantization: quantization.quantize,
-                makeBackend: { try backendConfiguration.makeBackend() },
+                runtimeLoRAs: loraDir != nil, makeBackend: { try backendConfiguration.makeBackend() },
                 memoryProbe: { backend in
                     guard let cuda = backend as? CUDABackend, let memory = try? cuda.memoryInfo() else { return nil }
                     return (memory.total - memory.free, memory.total)
@@ -154,6 +160,7 @@ struct Serve: AsyncParsableCommand {
             logger.info("starting", metadata: [
                 "model": "\(model.name)", "device": "\(device.device)", "data_dir": "\(dataDir)",
                 "api_keys": "\(config.apiKeys.count)", "version": "\(fluxServeVersion)",
+                "lora_dir": "\(loraDir ?? "none")",
             ])
             let server = try await buildApplication(config: config, generator: generator, logger: logger)
             try await server.run()

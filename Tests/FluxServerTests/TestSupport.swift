@@ -26,12 +26,28 @@ final class FakeGenerator: ImageGenerator, @unchecked Sendable {
     let holdFirstBatch: Bool
     /// What the fake says it is, for the edit rules (`/v1/images/edits` on Fill or Kontext).
     let variant: ModelVariant
+    /// What LoRAs may adapt (a real model's, e.g. the tiny pipeline's), for the catalog's check; nil: form only.
+    let targets: LoRATargets?
+    /// The LoRA set in effect, and each set switched to, as `name:scale,…` ("none" for none).
+    let loras = Locked(LoRAStack())
+    let loraSwitches = Locked<[String]>([])
 
-    init(stepDelay: Double = 0, failPrompt: String? = nil, holdFirstBatch: Bool = false, variant: ModelVariant = .base) {
+    init(stepDelay: Double = 0, failPrompt: String? = nil, holdFirstBatch: Bool = false, variant: ModelVariant = .base,
+         loraTargets: LoRATargets? = nil) {
         self.stepDelay = stepDelay
         self.failPrompt = failPrompt
         self.holdFirstBatch = holdFirstBatch
         self.variant = variant
+        self.targets = loraTargets
+    }
+
+    func loraTargets() throws -> LoRATargets? { targets }
+
+    func setLoRAs(_ stack: LoRAStack) throws -> Bool {
+        guard !stack.isSameSet(as: loras.current) else { return false }
+        loras.withLock { $0 = stack }
+        loraSwitches.withLock { $0.append(stack.summary) }
+        return true
     }
 
     func release() { gate.signal() }
@@ -91,7 +107,7 @@ let testLogger: Logger = {
 
 /// Builds a server on a fresh data directory (or `directory`), runs `body` against it through Hummingbird's router
 /// test client once the model is ready, and removes the directory afterwards.
-func withServer(generator: FakeGenerator = FakeGenerator(), directory: String? = nil,
+func withServer(generator: any ImageGenerator = FakeGenerator(), directory: String? = nil,
                 configure: (inout ServerConfig) -> Void = { _ in },
                 _ body: @Sendable (any TestClientProtocol, FluxServerApp) async throws -> Void) async throws {
     let dir = try directory ?? temporaryDirectory()
