@@ -13,6 +13,13 @@ A prompt's colour is right when the largest object has its colour, its shape lik
 objects equals it; position when the largest object's centre lies in the named place (a third of the image for
 corners and sides, the middle third for "in the center"). Tests/FluxModelTests/DemoQualityTests.swift
 does the same in Swift.
+
+Outlined (the demo LoRA's style, scenes.py's outlined=True), added beside the above without changing it:
+5. hole = of an object's filled area (its pixels plus every pixel its outer contour encloses: not reachable from the
+   image border through pixels outside the object, 4-connected), the fraction that is background-coloured (not
+   foreground) yet enclosed. A filled shape gives 0, a ring much more. outlined = hole > OUTLINE_HOLE.
+   filled_shape = step 4 on the filled area (the shape an outline draws). `python classify.py` checks both on
+   drawn scenes, outlined and filled (OUTLINE_HOLE chosen from that run: see `validate_outlined`).
 """
 import numpy as np
 
@@ -25,6 +32,7 @@ MIN_AREA = 30
 STAR_SOLIDITY = 0.75
 CIRCLE_FILL = 0.79
 SQUARE_FILL = 0.53
+OUTLINE_HOLE = 0.04
 
 
 def nearest_color(rgb):
@@ -89,9 +97,36 @@ def shape_of(ys, xs):
     return ("square" if fill > SQUARE_FILL else "triangle"), fill, solidity
 
 
+def enclosed(inside):
+    """(H,W) bool: the pixels outside `inside` that cannot reach the border through pixels outside it (4-connected)."""
+    free = ~inside
+    reach = np.zeros_like(free)
+    reach[0], reach[-1], reach[:, 0], reach[:, -1] = free[0], free[-1], free[:, 0], free[:, -1]
+    while True:
+        grown = reach.copy()
+        grown[1:] |= reach[:-1]
+        grown[:-1] |= reach[1:]
+        grown[:, 1:] |= reach[:, :-1]
+        grown[:, :-1] |= reach[:, 1:]
+        grown &= free
+        if (grown == reach).all():
+            return free & ~reach
+        reach = grown
+
+
+def outline_of(ys, xs, foreground):
+    """(hole fraction, filled_shape) of one object (pixel indices) given the image's foreground mask."""
+    inside = np.zeros(foreground.shape, bool)
+    inside[ys, xs] = True
+    holes = enclosed(inside)
+    hole = (holes & ~foreground).sum() / (len(ys) + holes.sum())
+    fy, fx = np.nonzero(inside | holes)
+    return float(hole), shape_of(fy, fx)[0]
+
+
 def analyse(image):
-    """(H,W,3) uint8 → {"background", "objects": [{"color", "shape", "area", "x", "y", "fill", "solidity"}]}
-    (x, y: centre as fractions of the side; objects largest first)."""
+    """(H,W,3) uint8 → {"background", "objects": [{"color", "shape", "area", "x", "y", "fill", "solidity", "hole",
+    "outlined", "filled_shape"}]} (x, y: centre as fractions of the side; objects largest first)."""
     img = image.astype(np.float64)
     h, w, _ = img.shape
     ring = np.concatenate([img[:2].reshape(-1, 3), img[-2:].reshape(-1, 3), img[:, :2].reshape(-1, 3),
@@ -103,8 +138,10 @@ def analyse(image):
         if len(ys) < MIN_AREA:
             break
         shape, fill, solidity = shape_of(ys, xs)
+        hole, filled_shape = outline_of(ys, xs, mask)
         objects.append({"color": nearest_color(np.median(img[ys, xs], 0)), "shape": shape, "area": len(ys),
-                        "x": (xs.mean() + 0.5) / w, "y": (ys.mean() + 0.5) / h, "fill": fill, "solidity": solidity})
+                        "x": (xs.mean() + 0.5) / w, "y": (ys.mean() + 0.5) / h, "fill": fill, "solidity": solidity,
+                        "hole": hole, "outlined": hole > OUTLINE_HOLE, "filled_shape": filled_shape})
     return {"background": nearest_color(background), "objects": objects}
 
 
@@ -125,4 +162,34 @@ def score(image, attributes):
     return {"color": bool(first and first["color"] == color), "shape": bool(first and first["shape"] == shape),
             "count": len(objects) == count, "background": seen["background"] == background,
             "place": None if place is None else bool(first and in_place(place, first["x"], first["y"])),
+            "outlined": bool(first and first["outlined"]), "filled_shape": bool(first and first["filled_shape"] == shape),
             "seen": seen}
+
+
+def validate_outlined(n=300, seed=4):
+    """Drawn scenes n outlined and the same n filled (scenes.scene(seed, i[, outlined=True])): accuracy of
+    `outlined`, the hole fractions per shape and size, and filled_shape right on the outlined ones."""
+    import scenes
+    out = {"n": n, "threshold": OUTLINE_HOLE}
+    for outlined in (False, True):
+        batch = [scenes.scene(seed, i, outlined=outlined) for i in range(n)]
+        images = scenes.to_uint8(scenes.render(scenes.pack(batch)))
+        holes, right, shapes, per = [], 0, 0, {}
+        for s, image in zip(batch, images):
+            first = analyse(image)["objects"][0]
+            holes.append(first["hole"])
+            right += first["outlined"] == outlined
+            shapes += first["filled_shape"] == s.shape
+            key = f"{s.size or 'medium'} {s.shape}"
+            per.setdefault(key, []).append(first["hole"])
+        name = "outlined" if outlined else "filled"
+        out[name] = {"accuracy": right / n, "hole_min": min(holes), "hole_max": max(holes),
+                     "filled_shape_right": shapes / n,
+                     "hole_range_per_kind": {k: (round(min(v), 3), round(max(v), 3)) for k, v in sorted(per.items())}}
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    print(json.dumps(validate_outlined(int(sys.argv[1]) if len(sys.argv) > 1 else 300), indent=1))

@@ -11,6 +11,9 @@ torch.randn((1, C, 16, 16), generator=torch.Generator().manual_seed(i)), so diff
 A variant is a name and extra metadata for eval pipeline (`cache_threshold:0.1`), or, after `|`, extra command-line
 flags (for later speed-ups, such as a device or a weight format); the first variant is the reference that PSNR is
 measured against. classify.py says how colour, shape, count, place and background are judged.
+`--prompt-style outlined` gives the same held-out prompts in the outlined style of the demo LoRA ("an outlined red
+circle": scenes.heldout_outlined()) and adds two columns: outlined (the largest object is a ring) and shape judged on
+its filled outline; a LoRA is a variant's flag: `lora=|--lora models/demo-loras/outline.safetensors`.
 """
 import argparse
 import datetime
@@ -32,6 +35,7 @@ import classify  # noqa: E402
 import scenes  # noqa: E402
 
 METRICS = ["color", "shape", "count", "place", "background"]
+OUTLINE_METRICS = ["outlined", "filled_shape"]  # with --prompt-style outlined
 
 
 def defaults(model):
@@ -83,12 +87,14 @@ def parse_variant(text):
 
 
 def yardstick(args):
-    prompts = scenes.heldout_prompts()[:args.prompts]
+    outlined = args.prompt_style == "outlined"
+    prompts = (scenes.heldout_outlined() if outlined else scenes.heldout_prompts())[:args.prompts]
+    metrics = METRICS + (OUTLINE_METRICS if outlined else [])
     variants = [parse_variant(v) for v in args.variant]
     scratch = pathlib.Path(tempfile.mkdtemp())
     rows, reference = [], None
     for name, metadata, flags in variants:
-        images, scores, skipped, seconds = [], {m: [] for m in METRICS}, [], []
+        images, scores, skipped, seconds = [], {m: [] for m in metrics}, [], []
         for i, (prompt, attrs) in enumerate(prompts):
             image, skip, t = run_fluxserve(args.bin, args.model, prompt, initial_latents(args.model, i), metadata,
                                            flags, scratch)
@@ -96,7 +102,7 @@ def yardstick(args):
             skipped.append(len(skip))
             seconds.append(t)
             result = classify.score(to_uint8(image), attrs)
-            for m in METRICS:
+            for m in metrics:
                 if result[m] is not None:
                     scores[m].append(result[m])
         stack = torch.stack(images)
@@ -138,21 +144,29 @@ def fmt_psnr(v):
 
 def write_table(args, rows):
     d = defaults(args.model)
+    outlined = args.prompt_style == "outlined"
+    style = " in the outlined style (scenes.heldout_outlined())" if outlined else ""
     lines = [f"# Demo-model yardstick: {args.title}", "",
-             f"{datetime.date.today()}, {args.prompts} held-out prompts (tools/demo_model/scenes.py), one image each, "
+             f"{datetime.date.today()}, {args.prompts} held-out prompts (tools/demo_model/scenes.py){style}, one "
+             f"image each, "
              f"{d['width']}×{d['height']}, {d['steps']} steps, guidance {d['guidance']}, "
              f"{d['max_sequence_length']} T5 tokens; CPU (`fluxserve eval pipeline`), model `{args.model}`.", "",
              "PSNR: of each variant's images against the first row's (pixels in 0…1), pooled over all images, and "
              "the worst single image. Colour / shape / count / place / background: share of prompts judged right by "
              "tools/demo_model/classify.py (place: the prompts that name one). Skipped: transformer steps skipped "
              "per image (First Block Cache), of the steps run. Seconds: median wall time of one `eval pipeline` "
-             "process per image (loading included).", "",
-             "| variant | PSNR (dB) | worst PSNR | colour | shape | count | place | background | skipped | s/image |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "process per image (loading included)." + (
+                 " Outlined %: share of images whose largest object is a ring (classify.py: background-coloured "
+                 "hole > OUTLINE_HOLE of its filled outline); shape (filled): shape judged on that filled outline."
+                 if outlined else ""), "",
+             "| variant | PSNR (dB) | worst PSNR | colour | shape | count | place | background | skipped | s/image |"
+             + (" outlined % | shape (filled) |" if outlined else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if outlined else "")]
     for r in rows:
         lines.append(f"| {r['variant']} | {fmt_psnr(r['psnr'])} | {fmt_psnr(r['worst_psnr'])} | {r['color']:.0%} | "
                      f"{r['shape']:.0%} | {r['count']:.0%} | {pct(r['place'])} (of {r['place_n']}) | "
-                     f"{r['background']:.0%} | {r['skipped']:.2f} / {r['steps']} | {r['seconds']:.2f} |")
+                     f"{r['background']:.0%} | {r['skipped']:.2f} / {r['steps']} | {r['seconds']:.2f} |"
+                     + (f" {r['outlined']:.0%} | {r['filled_shape']:.0%} |" if outlined else ""))
     command = "python tools/demo_model/evaluate.py " + " ".join(sys.argv[1:])
     lines += ["", "Made by:", "", "```", command, "```", ""]
     if args.notes:
@@ -195,6 +209,8 @@ def main():
     y.add_argument("--notes", help="a file whose text is appended to the table")
     y.add_argument("--images", help="PNG grid of the first variant's images")
     y.add_argument("--grid", type=int, default=64)
+    y.add_argument("--prompt-style", choices=["plain", "outlined"], default="plain",
+                   help="outlined: the held-out prompts in the demo LoRA's outlined style, and its columns")
     p.add_argument("--prompts", type=int, default=4)
     args = parser.parse_args()
     if args.command == "yardstick":

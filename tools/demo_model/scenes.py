@@ -7,7 +7,13 @@ a white background", "a small green triangle in the top left corner", "a picture
 Everything follows from (seed, index): `scene(seed, i)` is the same scene on every machine, and `render` draws a batch
 of scenes with torch on any device (signed distances, one pixel of anti-aliasing).
 
-Run as a program to look at some:  python scenes.py --seed 1 --count 16 --out /tmp/scenes
+The OUTLINED style (for the demo LoRA, train_lora.py): the same scenes with every object drawn as a ring, the band
+of width `outline_width(radius)` just inside the shape's edge (from the same signed distances), and "outlined" in the
+caption before the colour ("an outlined red circle", "two small outlined blue squares on a white background").
+`scene(seed, i, outlined=True)` is scene i with the same attributes, layout and colours, drawn and captioned so; the
+default (outlined=False) draws and captions exactly what it always did.
+
+Run as a program to look at some:  python scenes.py --seed 1 --count 16 --out /tmp/scenes [--outlined]
 """
 import argparse
 import math
@@ -46,6 +52,15 @@ MARGIN = 0.02          # between an object's extent and the border or another ob
 MIN_CONTRAST = 140.0   # least RGB distance between an object's colour and the background's
 JITTER = 10            # ± per channel, uniform, on every drawn colour
 MAX_OBJECTS = 3
+OUTLINE_WORD = "outlined"
+# Ring width of an outlined object, a fraction of the side: 0.3 of its nominal radius, kept within 2.8-4.5 pixels at
+# 128 (wide enough for the ×8 autoencoder to keep the hole).
+OUTLINE_WIDTH = (0.3, 0.022, 0.035)
+
+
+def outline_width(radius):
+    factor, low, high = OUTLINE_WIDTH
+    return min(high, max(low, factor * radius))
 
 
 @dataclass
@@ -63,6 +78,7 @@ class Scene:
     rotation: float      # radians, shared by the objects
     rgb: tuple           # the object colour drawn, jittered
     bg_rgb: tuple        # the background colour drawn, jittered
+    outlined: bool = False  # drawn as rings (the outlined style), "outlined" in the caption
 
     def attributes(self):
         return (self.count, self.size, self.color, self.shape, self.place, self.background)
@@ -76,10 +92,11 @@ def article(word):
     return "an" if word[0] in "aeiou" else "a"
 
 
-def describe(count, size, color, shape, place, background, mention_plain, rng=None):
-    """The caption of a scene; with `rng`, a random template, else the plain one (the evaluator's prompts)."""
+def describe(count, size, color, shape, place, background, mention_plain, rng=None, outlined=False):
+    """The caption of a scene; with `rng`, a random template, else the plain one (the evaluator's prompts).
+    `outlined` puts OUTLINE_WORD before the colour and draws nothing more from `rng`."""
     pick = (lambda xs: rng.choice(xs)) if rng else (lambda xs: xs[0])
-    adjectives = " ".join(w for w in [pick(SIZE_WORDS[size]), color] if w)
+    adjectives = " ".join(w for w in [pick(SIZE_WORDS[size]), OUTLINE_WORD if outlined else "", color] if w)
     noun = shape + ("s" if count > 1 else "")
     number = pick(COUNT_WORDS[count])
     if number == "a":
@@ -130,8 +147,9 @@ def jitter(rng, rgb):
     return tuple(min(255, max(0, v + rng.randint(-JITTER, JITTER))) for v in rgb)
 
 
-def scene(seed, index, exclude=frozenset()):
-    """Scene `index` of the set `seed`; attribute tuples in `exclude` (the held-out prompts) are never drawn."""
+def scene(seed, index, exclude=frozenset(), outlined=False):
+    """Scene `index` of the set `seed`; attribute tuples in `exclude` (the held-out prompts) are never drawn.
+    `outlined`: the same scene (attributes, layout, colours) in the outlined style."""
     rng = random.Random(seed * 1_000_003 + index)
     while True:
         attrs = sample_attributes(rng)
@@ -142,10 +160,10 @@ def scene(seed, index, exclude=frozenset()):
         if placed is None:
             continue
         centers, radius = placed
-        caption = describe(*attrs, mention_plain=rng.random() < 0.3, rng=rng)
+        caption = describe(*attrs, mention_plain=rng.random() < 0.3, rng=rng, outlined=outlined)
         rotation = rng.uniform(-0.25, 0.25)
         return Scene(count, size, color, shape, place, background, caption, centers, radius, rotation,
-                     jitter(rng, PALETTE[color]), jitter(rng, PALETTE[background]))
+                     jitter(rng, PALETTE[color]), jitter(rng, PALETTE[background]), outlined)
 
 
 def heldout_prompts(n=96, seed=777):
@@ -162,6 +180,12 @@ def heldout_prompts(n=96, seed=777):
     return out
 
 
+def heldout_outlined(n=96, seed=777):
+    """The held-out prompts in the outlined style: the same attribute tuples and templates, "outlined" added."""
+    return [(describe(*attrs, mention_plain=i % 3 == 2, outlined=True), attrs)
+            for i, (_, attrs) in enumerate(heldout_prompts(n, seed))]
+
+
 def heldout_attributes():
     return frozenset(a for _, a in heldout_prompts())
 
@@ -170,7 +194,7 @@ def heldout_attributes():
 
 def pack(scenes):
     """Scene list → tensors for `render`: bg (B,3), rgb (B,K,3) in 0…1, shape id, x, y, radius, rotation,
-    active (B,K), K = MAX_OBJECTS."""
+    active (B,K), K = MAX_OBJECTS; and, only when some scene is outlined, outline (B,K): ring width (0: filled)."""
     b = len(scenes)
     out = {"bg": np.zeros((b, 3), np.float32), "rgb": np.zeros((b, MAX_OBJECTS, 3), np.float32),
            "shape": np.zeros((b, MAX_OBJECTS), np.int64), "x": np.zeros((b, MAX_OBJECTS), np.float32),
@@ -183,6 +207,9 @@ def pack(scenes):
             out["shape"][i, k] = SHAPES.index(s.shape)
             out["x"][i, k], out["y"][i, k] = x, y
             out["radius"][i, k], out["rotation"][i, k], out["active"][i, k] = s.radius, s.rotation, 1
+    if any(s.outlined for s in scenes):
+        out["outline"] = np.array([[outline_width(s.radius) if s.outlined else 0.0] * MAX_OBJECTS for s in scenes],
+                                  np.float32)
     return {k: torch.from_numpy(v) for k, v in out.items()}
 
 
@@ -264,6 +291,9 @@ def render(params, size=128):
                 distance[rows] = shape_distance(name, px[rows], py[rows], params["x"][rows, k],
                                                 params["y"][rows, k], params["radius"][rows, k],
                                                 params["rotation"][rows, k])
+        if "outline" in params:  # a ring: the band -width < distance < 0 just inside the edge
+            width = params["outline"][:, k, None, None]
+            distance = torch.where(width > 0, (distance + width / 2).abs() - width / 2, distance)
         alpha = ((0.5 - distance * size).clamp(0, 1) * params["active"][:, k, None, None])[:, None]
         image = image * (1 - alpha) + params["rgb"][:, k, :, None, None] * alpha
     return image * 2 - 1
@@ -280,11 +310,12 @@ def main():
     parser.add_argument("--count", type=int, default=16)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--out", type=pathlib.Path, required=True)
+    parser.add_argument("--outlined", action="store_true", help="the outlined style")
     args = parser.parse_args()
     from PIL import Image
     args.out.mkdir(parents=True, exist_ok=True)
     exclude = heldout_attributes()
-    scenes = [scene(args.seed, i, exclude) for i in range(args.count)]
+    scenes = [scene(args.seed, i, exclude, outlined=args.outlined) for i in range(args.count)]
     images = to_uint8(render(pack(scenes), args.size))
     lines = []
     for i, (s, image) in enumerate(zip(scenes, images)):
