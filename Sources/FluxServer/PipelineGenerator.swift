@@ -13,7 +13,8 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     public let modelHash: String
     /// Built with a LoRA slot beside every linear layer (`serve --lora-dir`), so `setLoRAs` switches adapters
     /// between batches without reloading a weight.
-    public let runtimeLoRAs: Bool
+    /// How per-request LoRAs reach the model; nil: the service takes none (no `--lora-dir`).
+    public let loraMode: LowRankSlots.Mode?
     private let makeBackend: @Sendable () throws -> any Backend
     private let memoryProbe: @Sendable (any Backend) -> (used: Int, total: Int)?
     /// Set by `load`; touched only on the worker thread.
@@ -25,13 +26,13 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     /// `defaults` replaces the checkpoint's (`PipelineDefaults`) for requests that name no size or steps, and sets
     /// the warm-up's size (a small one keeps a tiny test model's start in milliseconds).
     public init(modelName: String, components: PipelineComponents, quantization: LinearQuantization = .none,
-                runtimeLoRAs: Bool = false, defaults: ModelDefaults? = nil, makeBackend: @escaping @Sendable () throws -> any Backend,
+                loraMode: LowRankSlots.Mode? = nil, defaults: ModelDefaults? = nil, makeBackend: @escaping @Sendable () throws -> any Backend,
                 memoryProbe: @escaping @Sendable (any Backend) -> (used: Int, total: Int)? = { _ in nil }) throws {
         let settings = try PipelineDefaults.of(components)
         self.modelName = modelName
         self.components = components
         self.quantization = quantization
-        self.runtimeLoRAs = runtimeLoRAs
+        self.loraMode = loraMode
         self.modelHash = try components.transformer.fingerprint()
         self.defaults = defaults ?? ModelDefaults(width: settings.width, height: settings.height,
                                                   steps: settings.steps, guidance: settings.guidance)
@@ -45,7 +46,7 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     /// before the first request.
     public func load() throws {
         let pipeline = try FluxPipeline(components, backend: try makeBackend(), quantization: quantization,
-                                        lora: runtimeLoRAs ? .runtime : .merge)
+                                        lora: loraMode.map { .runtime($0) } ?? .merge)
         let warm = GenerationRequest(prompts: ["warm-up"], width: defaults.width, height: defaults.height, steps: 1,
                                      guidanceScale: defaults.guidance, seed: 0, maxSequenceLength: maxSequenceLength)
         _ = try pipeline.generate(warm)
@@ -88,7 +89,7 @@ public final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     public func setLoRAs(_ stack: LoRAStack) throws -> Bool {
         guard let pipeline else { throw GeneratorError.notLoaded }
         guard !stack.isSameSet(as: pipeline.loras) else { return false }
-        guard runtimeLoRAs else { throw GeneratorError.lorasUnsupported(modelName) }
+        guard loraMode != nil else { throw GeneratorError.lorasUnsupported(modelName) }
         try pipeline.setLoRAs(stack)
         return true
     }

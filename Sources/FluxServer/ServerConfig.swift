@@ -69,7 +69,7 @@ public struct ServerConfig: Sendable {
     /// Seconds between SSE keep-alive comments.
     public var keepAliveInterval: Double = 15
     /// `--lora-dir`: the folder whose `*.safetensors` LoRAs requests may name (`loras`, `GET /v1/loras`); nil = no
-    /// LoRAs. The generator must then be built for LoRAs (`PipelineGenerator(runtimeLoRAs: true)`).
+    /// LoRAs. The generator must then be built for LoRAs (`PipelineGenerator(loraMode:)`).
     public var loraDirectory: String?
 
     public init(dataDirectory: String) {

@@ -303,11 +303,12 @@ struct Worker: Service {
             ImageMetadata.EditRecord(mode: edit.mode, imageSHA256: edit.imageSHA256, maskSHA256: edit.maskSHA256,
                                      maskRule: EditInput.name(of: edit.maskRule))
         }
-        // LoRA metadata: set when ImageMetadata has loras
         return ImageMetadata(prompt: p.prompt, request: request, model: generator.modelName,
                              modelHash: generator.modelHash, quantization: generator.quantization,
                              truncations: generator.truncations(of: p.prompt), software: "fluxserve \(version)",
-                             edit: edit).textChunks(seed: seed)
+                             edit: edit, loras: p.loras.map {
+                                 ImageMetadata.LoRARecord(name: $0.name, sha256: $0.sha256, scale: $0.scale)
+                             }).textChunks(seed: seed)
     }
 }
 

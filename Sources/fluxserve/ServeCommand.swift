@@ -78,6 +78,14 @@ struct Serve: AsyncParsableCommand {
                                valueName: "dir"))
     var loraDir: String?
 
+    enum LoRAMode: String, ExpressibleByArgument, CaseIterable { case auto, swap, beside }
+
+    @Option(help: ArgumentHelp("How a request's LoRAs reach the model: swap (a merged copy of each adapted layer, "
+                               + "made at each switch: steps as fast as without, memory for the copies and, with fp8, "
+                               + "the layers' dense weights), beside (y = W·x + up·(down·x) each step: no memory, "
+                               + "slower steps), auto (swap, or beside with --quantize fp8)."))
+    var loraMode: LoRAMode = .auto
+
     @Option(help: "Log format: json or text.")
     var logFormat: String = "json"
 
@@ -150,9 +158,14 @@ struct Serve: AsyncParsableCommand {
             backendConfiguration.announce()
             let components = try model.resolve()
             let device = self.device
+            let resolvedLoRAMode: LowRankSlots.Mode = switch loraMode {
+            case .swap: .swap
+            case .beside: .beside
+            case .auto: quantization.quantize == .fp8 ? .beside : .swap
+            }
             let generator = try PipelineGenerator(
                 modelName: model.name, components: components, quantization: quantization.quantize,
-                runtimeLoRAs: loraDir != nil, makeBackend: { try backendConfiguration.makeBackend() },
+                loraMode: loraDir == nil ? nil : resolvedLoRAMode, makeBackend: { try backendConfiguration.makeBackend() },
                 memoryProbe: { backend in
                     guard let cuda = backend as? CUDABackend, let memory = try? cuda.memoryInfo() else { return nil }
                     return (memory.total - memory.free, memory.total)
@@ -160,7 +173,7 @@ struct Serve: AsyncParsableCommand {
             logger.info("starting", metadata: [
                 "model": "\(model.name)", "device": "\(device.device)", "data_dir": "\(dataDir)",
                 "api_keys": "\(config.apiKeys.count)", "version": "\(fluxServeVersion)",
-                "lora_dir": "\(loraDir ?? "none")",
+                "lora_dir": "\(loraDir ?? "none")", "lora_mode": "\(loraDir == nil ? "none" : "\(resolvedLoRAMode)")",
             ])
             let server = try await buildApplication(config: config, generator: generator, logger: logger)
             try await server.run()

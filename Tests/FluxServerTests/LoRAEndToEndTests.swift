@@ -11,22 +11,24 @@ import Testing
 /// from the others, and the last equals, pixel for pixel, what a server built without LoRAs makes: the switch back
 /// leaves nothing behind.
 @Suite(.serialized) struct LoRAEndToEndTests {
-    static func generator(runtimeLoRAs: Bool) throws -> PipelineGenerator {
+    static func generator(loraMode: LowRankSlots.Mode?) throws -> PipelineGenerator {
         let components = try PipelineComponents.resolve(LoRATestFiles.tinyPipeline)
         // 64×64 defaults: the warm-up at load runs at that size, not the checkpoint's 1024×1024.
-        return try PipelineGenerator(modelName: "dev_tiny", components: components, runtimeLoRAs: runtimeLoRAs,
+        return try PipelineGenerator(modelName: "dev_tiny", components: components, loraMode: loraMode,
                                      defaults: ModelDefaults(width: 64, height: 64, steps: 2, guidance: 3.5),
                                      makeBackend: { CPUBackend() })
     }
 
-    /// One synchronous generation's pixels (RGBA8).
-    static func image(_ client: any TestClientProtocol, loras: [[String: Any]]) async throws -> [UInt8] {
+    /// One synchronous generation's pixels (RGBA8); `png` gets the file's bytes.
+    static func image(_ client: any TestClientProtocol, loras: [[String: Any]],
+                      png: ((Data) -> Void)? = nil) async throws -> [UInt8] {
         let body = jsonBody(["prompt": "a red circle", "size": "64x64", "steps": 2, "seed": 7,
                              "response_format": "b64_json", "loras": loras])
         let reply = try await client.execute(uri: "/v1/images/generations", method: .post, headers: jsonHeaders,
                                              body: body)
         #expect(reply.status == .ok, "\(reply.text)")
         let b64 = ((reply.json["data"] as? [[String: Any]])?.first?["b64_json"] as? String) ?? ""
+        png?(Data(base64Encoded: b64) ?? Data())
         return try ImageDecoder.decode(Array(Data(base64Encoded: b64) ?? Data())).pixels
     }
 
@@ -36,20 +38,26 @@ import Testing
         return zip(a, b).reduce(0.0) { $0 + abs(Double($1.0) - Double($1.1)) } / Double(a.count)
     }
 
-    @Test func switchingLoRAsBetweenRequestsAndBackToNoneIsClean() async throws {
+    @Test(arguments: [LowRankSlots.Mode.swap, .beside])
+    func switchingLoRAsBetweenRequestsAndBackToNoneIsClean(_ mode: LowRankSlots.Mode) async throws {
         let dir = try LoRATestFiles.directory(withUnusable: false)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let images = Locked<[String: [UInt8]]>([:])
-        let switching = try Self.generator(runtimeLoRAs: true)
+        let switching = try Self.generator(loraMode: mode)
         try await withServer(generator: switching, configure: { $0.loraDirectory = dir }) { client, _ in
-            let kohya = try await Self.image(client, loras: [["name": "kohya", "scale": 0.7]])
+            let kohya = try await Self.image(client, loras: [["name": "kohya", "scale": 0.7]]) { png in
+                // PNG text chunks are stored as they are: the LoRA's record and A1111's tag must be in the file.
+                let text = String(decoding: png, as: UTF8.self)
+                #expect(text.contains("\"name\":\"kohya\"") && text.contains("\"scale\":0.7"), "loras chunk")
+                #expect(text.contains("<lora:kohya:0.7>"), "A1111 parameters")
+            }
             let xlabs = try await Self.image(client, loras: [["name": "xlabs"]])
             let none = try await Self.image(client, loras: [])
             images.withLock { $0 = ["kohya": kohya, "xlabs": xlabs, "none": none] }
             let metrics = try await client.execute(uri: "/metrics", method: .get).text
             #expect(metrics.contains("fluxserve_lora_switches_total 3"))
         }
-        try await withServer(generator: try Self.generator(runtimeLoRAs: false)) { client, _ in
+        try await withServer(generator: try Self.generator(loraMode: nil)) { client, _ in
             let plain = try await Self.image(client, loras: [])
             images.withLock { $0["plain"] = plain }
         }

@@ -28,15 +28,21 @@ public struct LowRankDelta: Sendable {
 
     /// `w + up · down` on `backend`, as one product and one add (f32 on the CPU; on a GPU the product accumulates
     /// in f32 and is rounded once to the weight's dtype before the add).
-    public func merged(into w: Tensor, on backend: any Backend) throws -> Tensor {
+    /// `transposedDown`: `transposedDown()` made ahead (`LowRankSlots.apply` makes them on every core).
+    public func merged(into w: Tensor, on backend: any Backend, transposedDown: HostTensor? = nil) throws -> Tensor {
+        let product = try backend.linear(try backend.upload(up),
+                                         weight: try backend.upload(transposedDown ?? self.transposedDown()),
+                                         bias: nil)
+        return try backend.add(w, product)
+    }
+
+    /// down transposed, (in, R): the weight operand of `up · down` as a `linear`.
+    public func transposedDown() -> HostTensor {
         let (r, inFeatures) = (down.shape[0], down.shape[1])
         let values = down.floats()
         var transposed = [Float](repeating: 0, count: values.count)
         for i in 0..<r { for j in 0..<inFeatures { transposed[j * r + i] = values[i * inFeatures + j] } }
-        let product = try backend.linear(try backend.upload(up),
-                                         weight: try backend.upload(HostTensor(transposed, shape: [inFeatures, r])),
-                                         bias: nil)
-        return try backend.add(w, product)
+        return HostTensor(transposed, shape: [inFeatures, r])
     }
 }
 

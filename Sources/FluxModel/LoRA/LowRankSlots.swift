@@ -1,4 +1,5 @@
 import FluxCore
+import Foundation
 
 /// Where a linear layer finds the LoRA of the current request, when LoRAs change between requests without
 /// reloading the model (`LowRankSlots.Mode`).
@@ -56,23 +57,38 @@ public final class LowRankSlots: @unchecked Sendable {
     /// slots made for it.
     public func apply(_ deltas: LowRankDeltas, on backend: any Backend, as mode: Mode? = nil) throws {
         let mode = mode ?? self.mode
+        // Host work first, for all slots at once on every core (each slot's rows of up, and for a swap the
+        // transposed down a product takes); then the uploads and products, in order.
+        typealias Prepared = (delta: LowRankDelta, transposedDown: HostTensor?)
+        let slots = self.slots
+        let prepared = [Prepared?](unsafeUninitializedCapacity: slots.count) { buffer, count in
+            let out = UncheckedBuffer(buffer.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: slots.count) { i in
+                let slot = slots[i]
+                (out.pointer + i).initialize(to: deltas[slot.weight].map {
+                    ($0.rows(slot.rows), mode == .swap ? $0.transposedDown() : nil)
+                })
+            }
+            count = slots.count
+        }
         do {
             var downs: [String: Tensor] = [:]
-            for slot in slots {
-                guard let delta = deltas[slot.weight] else {
+            for (slot, prepared) in zip(slots, prepared) {
+                guard let (delta, transposedDown) = prepared else {
                     (slot.pair, slot.merged) = (nil, nil)
                     continue
                 }
-                let rows = delta.rows(slot.rows)
                 switch mode {
                 case .beside:
+                    slot.merged = nil
                     let down = try downs[slot.weight] ?? backend.upload(delta.down)
                     downs[slot.weight] = down
-                    slot.pair = (down, try backend.upload(rows.up))
+                    slot.pair = (down, try backend.upload(delta.up))
                 case .swap:
                     guard let base = slot.base else { continue }
-                    slot.merged = nil  // the old copy goes before the new one is made
-                    slot.merged = try Linear(weight: try rows.merged(into: base, on: backend), bias: nil)
+                    (slot.pair, slot.merged) = (nil, nil)  // the old copy goes before the new one is made
+                    slot.merged = try Linear(weight: try delta.merged(into: base, on: backend, transposedDown: transposedDown),
+                                             bias: nil)
                         .quantized(slot.quantization, on: backend).weight
                 }
             }
@@ -87,10 +103,17 @@ public final class LowRankSlots: @unchecked Sendable {
 }
 
 extension LowRankDelta {
-    /// The update of `rows` of the weight only (a layer that computes a row block of it).
+    /// The update of `rows` of the weight only (a layer that computes a row block of it): up's rows, as a view.
     func rows(_ rows: Range<Int>) -> LowRankDelta {
         guard rows.count != up.shape[0] else { return self }
-        let values = up.floats()[rows.lowerBound * rank..<rows.upperBound * rank]
-        return LowRankDelta(down: down, up: HostTensor(Array(values), shape: [rows.count, rank]))
+        let bytes = rank * up.dtype.byteSize
+        let view = UnsafeRawBufferPointer(rebasing: up.bytes[rows.lowerBound * bytes..<rows.upperBound * bytes])
+        return LowRankDelta(down: down, up: HostTensor(copying: view, shape: [rows.count, rank], dtype: up.dtype))
     }
+}
+
+/// A buffer that worker threads fill at disjoint indices.
+private struct UncheckedBuffer<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
 }
