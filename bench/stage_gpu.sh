@@ -16,7 +16,7 @@ xz -6 -f -T2 .gpu/fluxserve
 # lacks its own): Debian bookworm's, which need nothing newer than glibc 2.36 and zlib.
 mkdir -p .gpu/lib
 for lib in libpng16.so.16 libturbojpeg.so.0 libwebp.so.7; do
-  path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+  path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}' || true)  # awk's early exit may SIGPIPE ldconfig
   [ -n "$path" ] && cp -L "$path" .gpu/lib/ || echo "note: $lib not installed here; not staged"
 done
 ls .gpu/whl/diffusers-0.42.1-*.whl >/dev/null 2>&1 || python3 -m pip download -q --no-deps --only-binary=:all: \
