@@ -6,7 +6,7 @@ import Logging
 /// The LoRAs `fluxserve serve --lora-dir DIR` offers, read once at start-up: every `DIR/*.safetensors` (not
 /// recursive), named by its file name without the extension. Clients choose adapters by these names only, never by a
 /// path. Each file is opened (`LoRAFile.open`: form and SHA-256) and matched against the model
-/// (`LoRAStack.deltas(for:)`); one that is not a LoRA or does not fit is logged and listed as unusable with the
+/// (`LoRAStack.check(against:)`); one that is not a LoRA or does not fit is logged and listed as unusable with the
 /// reason, and the server starts anyway. The opened files are kept: a request never reads the directory again.
 public final class LoRACatalog: Sendable {
     public struct Entry: Sendable {
@@ -96,7 +96,7 @@ public final class LoRACatalog: Sendable {
         let file: LoRAFile
         do { file = try LoRAFile.open(path) } catch { return unusable("\(error)") }
         if let targets {
-            do { _ = try LoRAStack([LoRAStack.Entry(file: file, scale: 1)]).deltas(for: targets) } catch {
+            do { try LoRAStack([LoRAStack.Entry(file: file, scale: 1)]).check(against: targets) } catch {
                 return unusable("\(error)", file: file)
             }
         }

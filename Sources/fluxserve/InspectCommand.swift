@@ -52,7 +52,7 @@ struct Inspect: ParsableCommand {
             var report = LoRAReport(file)
             guard let model, let components else { return (report, nil) }
             do {
-                _ = try LoRAStack([LoRAStack.Entry(file: file, scale: 1)]).deltas(for: try components.loraTargets())
+                try LoRAStack([LoRAStack.Entry(file: file, scale: 1)]).check(against: try components.loraTargets())
                 report.fit = LoRAReport.Fit(model: model, fits: true)
                 return (report, nil)
             } catch let error as LoRAError {

@@ -45,7 +45,7 @@ struct LoRAOptions: ParsableArguments {
     /// its linear layers with shapes that fit. Returns the stack that passed.
     func checkedStack(for components: PipelineComponents) throws -> LoRAStack {
         let stack = try stack()
-        if !stack.isEmpty { _ = try Self.check { try stack.deltas(for: components.loraTargets()) } }
+        if !stack.isEmpty { try Self.check { try stack.check(against: components.loraTargets()) } }
         return stack
     }
 

@@ -65,6 +65,14 @@ public struct LoRAStack: Sendable {
 
     public var isEmpty: Bool { entries.isEmpty }
 
+    /// Whether every module of every file matches a weight of `targets` with shapes that fit: the errors `deltas`
+    /// would throw, in the same order, without building any matrix (checks before loading, the service's catalog).
+    public func check(against targets: LoRATargets) throws {
+        for entry in entries {
+            for module in entry.file.modules { _ = try Self.match(module, in: targets, file: entry.file.path) }
+        }
+    }
+
     /// Every module of every file matched to the weight it changes, summed per weight and component. Throws naming
     /// the first key whose module `targets` lacks or whose shapes do not fit, so nothing is ever left out silently.
     public func deltas(for targets: LoRATargets) throws -> [LoRAComponent: LowRankDeltas] {
